@@ -1,0 +1,72 @@
+# welcome-pipeline. Two commands set everything up on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Python 3.13, as the template's runtime: on PATH, or from pyenv.
+PYTHON313 ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13; do \
+	$$p -c 'import sys; assert sys.version_info[:2] == (3, 13)' >/dev/null 2>&1 && { echo $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+DEV_STAMP := $(VENV)/.dev-installed
+LINT_STAMP := $(VENV)/.lint-installed
+LOCALCLOUD := $(BIN)/python -m localcloud
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help venv test test-unit test-e2e lint demo up logs build deploy deploy-localstack stop clean
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	@test -n "$(PYTHON313)" || { echo "Python 3.13 is needed (python3.13 on PATH, or pyenv install 3.13)"; exit 1; }
+	$(PYTHON313) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(DEV_STAMP): requirements-dev.txt functions/requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-dev.txt
+	@touch $@
+
+$(LINT_STAMP): requirements-lint.txt $(DEV_STAMP)
+	$(BIN)/pip install -q -r requirements-lint.txt
+	@touch $@
+
+venv: $(DEV_STAMP) ## create .venv (Python 3.13) with everything tests and the local cloud need
+
+test: $(DEV_STAMP) ## all tests: unit (moto in-process) and end-to-end (embedded local cloud)
+	env -u AWS_ENDPOINT_URL $(BIN)/python -m pytest
+
+test-unit: $(DEV_STAMP) ## unit tests only
+	env -u AWS_ENDPOINT_URL $(BIN)/python -m pytest tests/unit
+
+test-e2e: $(DEV_STAMP) ## end-to-end tests only
+	env -u AWS_ENDPOINT_URL $(BIN)/python -m pytest tests/e2e
+
+lint: $(LINT_STAMP) ## ruff, sam validate --lint, cfn-lint
+	$(BIN)/ruff check functions localcloud tests
+	$(BIN)/sam validate --lint
+	$(BIN)/cfn-lint template.yaml
+
+demo: $(DEV_STAMP) ## the main job on the embedded local cloud: two sample files, one summary
+	@$(LOCALCLOUD) stop >/dev/null
+	$(LOCALCLOUD) sample demo/contacts-a.csv --rows 2500 --invalid-every 97
+	$(LOCALCLOUD) sample demo/contacts-b.csv --rows 1500 --start 2000
+	$(LOCALCLOUD) run demo/contacts-a.csv demo/contacts-b.csv
+
+up: $(DEV_STAMP) ## emulator on 127.0.0.1:4566 + deploy + functions, until Ctrl-C
+	$(LOCALCLOUD) up --verbose
+
+logs: $(DEV_STAMP) ## send_email's logs (FUNCTION=ParseCsvFunction for the other one)
+	$(LOCALCLOUD) logs $(or $(FUNCTION),SendEmailFunction)
+
+build: $(LINT_STAMP) ## sam build (python3.13 on PATH)
+	PATH="$(dir $(PYTHON313)):$$PATH" $(BIN)/sam build
+
+deploy: build ## sam deploy --guided to your AWS account
+	$(BIN)/sam deploy --guided
+
+stop: $(DEV_STAMP) ## stop the background moto server
+	$(LOCALCLOUD) stop
+
+clean: ## stop the emulator, remove the venv and build output
+	-@test -x $(BIN)/python && $(LOCALCLOUD) stop
+	rm -rf $(VENV) .aws-sam .localcloud .pytest_cache .ruff_cache .hypothesis demo/*.csv

@@ -1,0 +1,143 @@
+"""Contacts: turning CSV records into validated contacts, one verdict per row.
+
+The seed format is `Name, email, phone, street, city, state, zip` without a header;
+a header row naming an email column is also understood.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from email_validator import EmailNotValidError, validate_email
+
+SEED_COLUMNS = ("name", "email", "phone", "street", "city", "state", "zip")
+MAX_NAME_LENGTH = 200
+MAX_FIELD_LENGTH = 1_000
+_EMAIL_HEADERS = {"email", "e-mail", "email address", "mail"}
+_NAME_HEADERS = {"name", "full name", "fullname", "contact", "contact name"}
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    email: str
+    name: str
+    row: int
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidRow:
+    row: int
+    reason: str
+    fields: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateRow:
+    row: int
+    email: str
+
+
+RowVerdict = Contact | InvalidRow | DuplicateRow
+
+
+class InvalidEmail(ValueError):
+    pass
+
+
+def normalise_email(raw: str) -> str:
+    """Trim, drop a `mailto:` prefix, check syntax (no DNS), lower-case: the ledger's key."""
+    value = raw.strip()
+    if value[:7].lower() == "mailto:":
+        value = value[7:].strip()
+    if not value:
+        raise InvalidEmail("missing email")
+    try:
+        checked = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise InvalidEmail(f"invalid email: {error}") from None
+    return checked.normalized.lower()
+
+
+def clean_name(raw: str) -> str:
+    """One line of printable text: control characters (CR, LF, NUL...) become spaces."""
+    return _SPACES.sub(" ", _CONTROL_CHARS.sub(" ", raw)).strip()
+
+
+@dataclass(frozen=True)
+class _Layout:
+    name_column: int
+    email_column: int
+    min_columns: int
+    max_columns: int
+
+
+_SEED_LAYOUT = _Layout(name_column=0, email_column=1, min_columns=2, max_columns=len(SEED_COLUMNS))
+
+
+def _header_layout(fields: list[str]) -> _Layout | None:
+    labels = [field.strip().lower() for field in fields]
+    email_column = next((i for i, label in enumerate(labels) if label in _EMAIL_HEADERS), None)
+    if email_column is None:
+        return None
+    name_column = next((i for i, label in enumerate(labels) if label in _NAME_HEADERS), 0 if email_column else 1)
+    needed = max(email_column, name_column) + 1
+    return _Layout(name_column=name_column, email_column=email_column, min_columns=needed, max_columns=len(fields))
+
+
+def _judge(fields: list[str], row: int, layout: _Layout) -> Contact | InvalidRow:
+    if len(fields) < layout.min_columns:
+        return InvalidRow(row, f"too few columns ({len(fields)}, expected at least {layout.min_columns})",
+                          tuple(fields))
+    if len(fields) > layout.max_columns:
+        return InvalidRow(row, f"too many columns ({len(fields)}, expected at most {layout.max_columns})",
+                          tuple(fields))
+    if any(len(field) > MAX_FIELD_LENGTH for field in fields):
+        return InvalidRow(row, f"a field is longer than {MAX_FIELD_LENGTH} characters", tuple(fields))
+    name = clean_name(fields[layout.name_column])
+    if len(name) > MAX_NAME_LENGTH:
+        return InvalidRow(row, f"name longer than {MAX_NAME_LENGTH} characters", tuple(fields))
+    try:
+        email = normalise_email(fields[layout.email_column])
+    except InvalidEmail as error:
+        return InvalidRow(row, str(error), tuple(fields))
+    return Contact(email=email, name=name, row=row)
+
+
+def read_contacts(lines: Iterable[str]) -> Iterator[RowVerdict]:
+    """Yield one verdict per CSV record; blank lines are not records.
+
+    `lines` is any iterable of text lines (a streamed S3 body decoded as UTF-8), so the
+    file is never held whole in memory. The row number is the record's line in the file.
+    Emails already seen in this file come back as DuplicateRow.
+    """
+    reader = csv.reader(lines, skipinitialspace=True, strict=False)
+    layout: _Layout | None = None
+    seen: set[str] = set()
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:  # e.g. a field over the csv module's size limit
+            yield InvalidRow(reader.line_num, f"unreadable CSV record: {error}", ())
+            continue
+        if not fields or (len(fields) == 1 and not fields[0].strip()):
+            continue  # a blank line is not a record
+        row = reader.line_num
+        if layout is None:
+            layout = _header_layout(fields)
+            if layout is not None:
+                continue
+            layout = _SEED_LAYOUT
+        verdict = _judge(fields, row, layout)
+        if isinstance(verdict, Contact):
+            if verdict.email in seen:
+                yield DuplicateRow(row, verdict.email)
+                continue
+            seen.add(verdict.email)
+        yield verdict

@@ -1,0 +1,308 @@
+"""The contact ledger: one item per normalised email, moved through a small state machine.
+
+    (none) --claim--> CLAIMED --outcome--> SENT | BOUNCED | BLOCKED | EXHAUSTED | UNKNOWN
+    BLOCKED --retry claim (same token, next attempt)--> CLAIMED
+
+Every move is a conditional write naming the claim it expects (token, attempt, carrier), so
+only the holder of a claim can move it. Job counters are added in the same transaction as
+the move that earns them, so a count can be neither lost nor doubled by a crash.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from botocore.exceptions import ClientError
+
+from common.aws import client as aws_client
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+MAX_TRANSACTION_ITEMS = 100
+COUNTER_SHARDS = 8
+JOB_ITEM = "job"
+
+
+class State(StrEnum):
+    CLAIMED = "CLAIMED"
+    SENT = "SENT"
+    BLOCKED = "BLOCKED"
+    BOUNCED = "BOUNCED"
+    EXHAUSTED = "EXHAUSTED"
+    UNKNOWN = "UNKNOWN"
+
+
+class Counter(StrEnum):
+    """Per-job counters the send side earns; `retried` counts retries scheduled, not rows."""
+
+    SENT = "sent"
+    BOUNCED = "bounced"
+    RETRIED = "retried"
+    EXHAUSTED = "exhausted"
+    UNKNOWN = "unknown"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    email: str
+    token: str
+    attempt: int
+    carrier: str  # the SQS message id carrying this attempt
+    lease_until: float
+    job_id: str
+    row: int
+    name: str
+    source_key: str
+    # Set to take over our own claim whose lease ran out before this time (its holder died).
+    take_over_lease_before: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    email: str
+    state: State
+    token: str
+    attempt: int
+    carrier: str
+    lease_until: float
+    job_id: str = ""
+    row: int = 0
+    source_key: str = ""
+    provider_message_id: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """Move a claim we hold to a new state (or, with state CLAIMED, just end its lease)."""
+
+    claim: Claim
+    state: State
+    counter: Counter | None
+    provider_message_id: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateMark:
+    """Count a row as a duplicate exactly once, however often its message is delivered."""
+
+    job_id: str
+    row: int
+    carrier: str
+    counter: Counter = Counter.DUPLICATE
+
+
+Transition = Move | DuplicateMark
+
+
+class Ledger(Protocol):
+    def claim(self, claims: Sequence[Claim]) -> dict[str, LedgerEntry | None]:
+        """Try every claim; return, keyed by email, what stands in the way of each claim that lost."""
+        ...
+
+    def settle(self, transitions: Sequence[Transition]) -> list[Transition]:
+        """Apply the transitions with their job counters; return those whose condition no longer held."""
+        ...
+
+
+class TransactionsKeepConflicting(RuntimeError):
+    pass
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def counter_item_key(job_id: str, carrier: str) -> dict[str, Any]:
+    shard = zlib.crc32(carrier.encode()) % COUNTER_SHARDS
+    return {"job_id": {"S": job_id}, "item": {"S": f"counters#{shard}"}}
+
+
+class DynamoLedger:
+    """Ledger on DynamoDB: claims and moves in TransactWriteItems of up to 100 conditional writes."""
+
+    def __init__(self, contacts_table: str, jobs_table: str, client: DynamoDBClient | None = None,
+                 sleep=time.sleep):
+        self._contacts = contacts_table
+        self._jobs = jobs_table
+        self._client = client or aws_client("dynamodb")
+        self._sleep = sleep
+
+    # -- claims -----------------------------------------------------------------------------
+    def claim(self, claims: Sequence[Claim]) -> dict[str, LedgerEntry | None]:
+        lost: dict[str, LedgerEntry | None] = {}
+        for start in range(0, len(claims), MAX_TRANSACTION_ITEMS):
+            chunk = claims[start:start + MAX_TRANSACTION_ITEMS]
+            for index, item in self._transact([self._claim_op(c) for c in chunk]).items():
+                lost[chunk[index].email] = _entry(item) if item else None
+        return lost
+
+    def _claim_op(self, claim: Claim) -> dict[str, Any]:
+        if claim.take_over_lease_before is not None:
+            return {"Update": {
+                "TableName": self._contacts,
+                "Key": {"email": {"S": claim.email}},
+                "UpdateExpression": "SET lease_until = :lease, updated_at = :now",
+                "ConditionExpression": "#state = :claimed AND #token = :token AND attempt = :attempt "
+                                       "AND carrier = :carrier AND lease_until <= :before",
+                "ExpressionAttributeNames": {"#state": "state", "#token": "token"},
+                "ExpressionAttributeValues": {
+                    ":claimed": {"S": State.CLAIMED.value}, ":token": {"S": claim.token},
+                    ":attempt": {"N": str(claim.attempt)}, ":carrier": {"S": claim.carrier},
+                    ":before": {"N": f"{claim.take_over_lease_before:.3f}"},
+                    ":lease": {"N": f"{claim.lease_until:.3f}"}, ":now": {"S": _now_iso()}},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+        if claim.attempt == 1:
+            return {"Put": {
+                "TableName": self._contacts,
+                "Item": {
+                    "email": {"S": claim.email}, "state": {"S": State.CLAIMED.value}, "token": {"S": claim.token},
+                    "attempt": {"N": "1"}, "carrier": {"S": claim.carrier},
+                    "lease_until": {"N": f"{claim.lease_until:.3f}"}, "job_id": {"S": claim.job_id},
+                    "row": {"N": str(claim.row)}, "name": {"S": claim.name}, "source_key": {"S": claim.source_key},
+                    "claimed_at": {"S": _now_iso()}, "updated_at": {"S": _now_iso()}},
+                "ConditionExpression": "attribute_not_exists(email)",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+        return {"Update": {
+            "TableName": self._contacts,
+            "Key": {"email": {"S": claim.email}},
+            "UpdateExpression": "SET #state = :claimed, attempt = :attempt, carrier = :carrier, "
+                                "lease_until = :lease, updated_at = :now",
+            "ConditionExpression": "#state = :blocked AND #token = :token AND attempt = :previous",
+            "ExpressionAttributeNames": {"#state": "state", "#token": "token"},
+            "ExpressionAttributeValues": {
+                ":claimed": {"S": State.CLAIMED.value}, ":blocked": {"S": State.BLOCKED.value},
+                ":token": {"S": claim.token}, ":attempt": {"N": str(claim.attempt)},
+                ":previous": {"N": str(claim.attempt - 1)}, ":carrier": {"S": claim.carrier},
+                ":lease": {"N": f"{claim.lease_until:.3f}"}, ":now": {"S": _now_iso()}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+
+    # -- settling ---------------------------------------------------------------------------
+    def settle(self, transitions: Sequence[Transition]) -> list[Transition]:
+        by_job: dict[str, list[Transition]] = defaultdict(list)
+        for transition in transitions:
+            by_job[transition.claim.job_id if isinstance(transition, Move) else transition.job_id].append(transition)
+        rejected: list[Transition] = []
+        room = MAX_TRANSACTION_ITEMS - 1  # one item is the job's counter shard
+        for job_id, moves in by_job.items():
+            for start in range(0, len(moves), room):
+                rejected += self._settle_chunk(job_id, moves[start:start + room])
+        return rejected
+
+    def _settle_chunk(self, job_id: str, chunk: list[Transition]) -> list[Transition]:
+        rejected: list[Transition] = []
+        while chunk:
+            ops = [self._transition_op(t) for t in chunk]
+            counter_op = self._counter_op(job_id, chunk)
+            lost = self._transact(ops + ([counter_op] if counter_op else []), drop_lost=False)
+            if not lost:
+                return rejected
+            lost_indexes = set(lost)
+            rejected += [t for i, t in enumerate(chunk) if i in lost_indexes and isinstance(t, Move)]
+            chunk = [t for i, t in enumerate(chunk) if i not in lost_indexes]
+        return rejected
+
+    def _transition_op(self, transition: Transition) -> dict[str, Any]:
+        if isinstance(transition, DuplicateMark):
+            return {"Put": {
+                "TableName": self._jobs,
+                "Item": {"job_id": {"S": f"duplicates#{transition.job_id}"}, "item": {"S": str(transition.row)},
+                         "counted_at": {"S": _now_iso()}},
+                "ConditionExpression": "attribute_not_exists(job_id)"}}
+        claim = transition.claim
+        values = {
+            ":claimed": {"S": State.CLAIMED.value}, ":token": {"S": claim.token},
+            ":attempt": {"N": str(claim.attempt)}, ":carrier": {"S": claim.carrier},
+            ":state": {"S": transition.state.value}, ":now": {"S": _now_iso()}}
+        update = "SET #state = :state, updated_at = :now"
+        if transition.state is State.CLAIMED:  # end the lease: the attempt is free to be resumed
+            update += ", lease_until = :zero"
+            values[":zero"] = {"N": "0"}
+        if transition.provider_message_id:
+            update += ", provider_message_id = :pmid"
+            values[":pmid"] = {"S": transition.provider_message_id}
+        if transition.detail:
+            update += ", detail = :detail"
+            values[":detail"] = {"S": transition.detail[:500]}
+        return {"Update": {
+            "TableName": self._contacts,
+            "Key": {"email": {"S": claim.email}},
+            "UpdateExpression": update,
+            "ConditionExpression": "#state = :claimed AND #token = :token AND attempt = :attempt "
+                                   "AND carrier = :carrier",
+            "ExpressionAttributeNames": {"#state": "state", "#token": "token"},
+            "ExpressionAttributeValues": values}}
+
+    def _counter_op(self, job_id: str, chunk: Iterable[Transition]) -> dict[str, Any] | None:
+        counts: dict[Counter, int] = defaultdict(int)
+        carriers = []
+        for transition in chunk:
+            if transition.counter is not None:
+                counts[transition.counter] += 1
+            carriers.append(transition.claim.carrier if isinstance(transition, Move) else transition.carrier)
+        if not counts:
+            return None
+        names = {f"#{c.value}": c.value for c in counts}
+        values = {f":{c.value}": {"N": str(n)} for c, n in counts.items()}
+        return {"Update": {
+            "TableName": self._jobs,
+            "Key": counter_item_key(job_id, carriers[0]),
+            "UpdateExpression": "ADD " + ", ".join(f"#{c.value} :{c.value}" for c in counts),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values}}
+
+    # -- transactions -----------------------------------------------------------------------
+    def _transact(self, ops: list[dict[str, Any]], drop_lost: bool = True) -> dict[int, dict[str, Any] | None]:
+        """Run ops as one transaction, retrying conflicts.
+
+        Returns the index -> old item of each op whose condition failed. With drop_lost the
+        others are retried without the losers until they commit; otherwise the caller decides.
+        """
+        lost: dict[int, dict[str, Any] | None] = {}
+        pending = list(range(len(ops)))
+        conflicts = 0
+        while pending:
+            try:
+                self._client.transact_write_items(TransactItems=[ops[i] for i in pending])
+                return lost
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise
+                reasons = error.response.get("CancellationReasons") or []
+                failed = [(i, r) for i, r in zip(pending, reasons, strict=False)
+                          if r.get("Code") == "ConditionalCheckFailed"]
+                if not failed:
+                    conflicts += 1
+                    if conflicts > 8:
+                        raise TransactionsKeepConflicting(str(reasons)) from error
+                    self._sleep(min(0.05 * 2**conflicts, 1.0))
+                    continue
+                for i, reason in failed:
+                    lost[i] = reason.get("Item")
+                if not drop_lost:
+                    return lost
+                pending = [i for i in pending if i not in lost]
+        return lost
+
+
+def _entry(item: dict[str, Any]) -> LedgerEntry:
+    def text(name: str) -> str:
+        return item.get(name, {}).get("S", "")
+
+    def number(name: str) -> float:
+        return float(item.get(name, {}).get("N", "0"))
+
+    return LedgerEntry(email=text("email"), state=State(text("state")), token=text("token"),
+                       attempt=int(number("attempt")), carrier=text("carrier"), lease_until=number("lease_until"),
+                       job_id=text("job_id"), row=int(number("row")), source_key=text("source_key"),
+                       provider_message_id=text("provider_message_id"), detail=text("detail"))

@@ -1,0 +1,85 @@
+"""The contacts queue's message format: many contacts of one job per message.
+
+A contact's claim token is `<job id>#<row>`: it is derived, not random, so that a file
+parsed twice (a retried S3 event) produces the same tokens and is recognised as the same work.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+FORMAT_VERSION = 1
+MAX_CONTACTS_PER_MESSAGE = 100
+# SendMessageBatch caps the whole batch of 10 at 256 KiB, so one message stays well under a tenth.
+MAX_MESSAGE_BYTES = 24_000
+
+
+class MalformedMessage(ValueError):
+    """A queue message that is not a contact batch this code can read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One contact to deliver, as carried by a message; attempt > 1 marks a retry."""
+
+    email: str
+    name: str
+    row: int
+    attempt: int = 1
+
+    def to_json(self) -> dict:
+        return {"email": self.email, "name": self.name, "row": self.row, "attempt": self.attempt}
+
+
+@dataclass(frozen=True, slots=True)
+class ContactBatch:
+    job_id: str
+    source_key: str
+    deliveries: tuple[Delivery, ...]
+
+    def token(self, delivery: Delivery) -> str:
+        return claim_token(self.job_id, delivery.row)
+
+    def encode(self) -> str:
+        return json.dumps({"v": FORMAT_VERSION, "job": self.job_id, "key": self.source_key,
+                           "contacts": [d.to_json() for d in self.deliveries]},
+                          separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def decode(cls, body: str) -> ContactBatch:
+        try:
+            data = json.loads(body)
+            if data.get("v") != FORMAT_VERSION:
+                raise MalformedMessage(f"unsupported message version {data.get('v')!r}")
+            deliveries = tuple(
+                Delivery(email=str(c["email"]), name=str(c["name"]), row=int(c["row"]), attempt=int(c["attempt"]))
+                for c in data["contacts"])
+            return cls(job_id=str(data["job"]), source_key=str(data["key"]), deliveries=deliveries)
+        except MalformedMessage:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise MalformedMessage(f"not a contact batch: {error!r}") from None
+
+
+def claim_token(job_id: str, row: int) -> str:
+    return f"{job_id}#{row}"
+
+
+def pack_batches(deliveries: Iterable[Delivery], job_id: str, source_key: str,
+                 max_contacts: int = MAX_CONTACTS_PER_MESSAGE,
+                 max_bytes: int = MAX_MESSAGE_BYTES) -> Iterator[ContactBatch]:
+    """Group deliveries into as few messages as the count and size limits allow."""
+    pending: list[Delivery] = []
+    size = len(job_id) + len(source_key) + 64
+    base = size
+    for delivery in deliveries:
+        cost = len(json.dumps(delivery.to_json(), ensure_ascii=False).encode()) + 1
+        if pending and (len(pending) >= max_contacts or size + cost > max_bytes):
+            yield ContactBatch(job_id, source_key, tuple(pending))
+            pending, size = [], base
+        pending.append(delivery)
+        size += cost
+    if pending:
+        yield ContactBatch(job_id, source_key, tuple(pending))

@@ -1,0 +1,178 @@
+"""The email provider port, and the deterministic simulated provider modelled on the seed's mock client.
+
+Outcomes: delivered (accepted), bounced (permanent), blocked (temporary, retry later).
+A `TransientProviderError` (throttling, transport) is none of these: the caller retries the record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from common.aws import client as aws_client
+from common.config import SimulatedProviderSettings
+from common.welcome import render_welcome
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+class Outcome(StrEnum):
+    DELIVERED = "delivered"
+    BOUNCED = "bounced"
+    BLOCKED = "blocked"
+
+
+@dataclass(frozen=True, slots=True)
+class EmailRequest:
+    to: str
+    name: str
+    attempt: int
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    outcome: Outcome
+    provider_message_id: str
+    detail: str = ""
+
+
+class TransientProviderError(RuntimeError):
+    """Throttled or unreachable: nothing is known to have been sent; try the record again later."""
+
+
+class EmailProvider(Protocol):
+    can_look_up: bool
+
+    def send(self, request: EmailRequest) -> SendResult: ...
+
+    def look_up(self, idempotency_key: str) -> SendResult | None:
+        """The outcome of an earlier send with this key, or None if the provider never received it."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """One send attempt as the simulated provider received it."""
+
+    to: str
+    attempt: int
+    outcome: Outcome
+    provider_message_id: str
+    idempotency_key: str
+    subject: str
+    body: str
+    received_at: str
+
+
+class Outbox(Protocol):
+    def record(self, entry: OutboxEntry) -> None: ...
+
+    def find(self, idempotency_key: str) -> list[OutboxEntry]: ...
+
+    def entries(self) -> Iterator[OutboxEntry]: ...
+
+
+def _unit_interval(*parts: object) -> float:
+    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest) / 2**64
+
+
+class SimulatedProvider:
+    """Outcome and latency are functions of (seed, email, attempt), so every run is reproducible.
+
+    Tags in the local part force outcomes: `+bounce` always bounces, `+blockedforever`
+    is always blocked, `+blocked` is blocked on attempts 1 and 2 and then delivered.
+    """
+
+    can_look_up = True
+
+    def __init__(self, settings: SimulatedProviderSettings, outbox: Outbox,
+                 sleep: Callable[[float], None] = time.sleep):
+        self._settings = settings
+        self._outbox = outbox
+        self._sleep = sleep
+
+    def outcome_for(self, email: str, attempt: int) -> Outcome:
+        local_part = email.rsplit("@", 1)[0]
+        if "+bounce" in local_part:
+            return Outcome.BOUNCED
+        if "+blockedforever" in local_part:
+            return Outcome.BLOCKED
+        if "+blocked" in local_part:
+            return Outcome.BLOCKED if attempt <= 2 else Outcome.DELIVERED
+        draw = _unit_interval(self._settings.seed, email, attempt, "outcome")
+        if draw < self._settings.bounce_rate:
+            return Outcome.BOUNCED
+        if draw < self._settings.bounce_rate + self._settings.block_rate:
+            return Outcome.BLOCKED
+        return Outcome.DELIVERED
+
+    def latency_for(self, email: str, attempt: int) -> float:
+        s = self._settings
+        if _unit_interval(s.seed, email, attempt, "slow") >= s.slow_rate:
+            return 0.0
+        return s.slow_min_seconds + (s.slow_max_seconds - s.slow_min_seconds) * _unit_interval(
+            s.seed, email, attempt, "latency")
+
+    def send(self, request: EmailRequest) -> SendResult:
+        self._sleep(self.latency_for(request.to, request.attempt))
+        outcome = self.outcome_for(request.to, request.attempt)
+        email = render_welcome(request.name)
+        result = SendResult(outcome=outcome, provider_message_id=f"sim-{uuid.uuid4()}",
+                            detail={Outcome.DELIVERED: "250 accepted",
+                                    Outcome.BOUNCED: "550 5.1.1 mailbox unavailable",
+                                    Outcome.BLOCKED: "421 4.7.0 temporarily blocked, try again later"}[outcome])
+        self._outbox.record(OutboxEntry(
+            to=request.to, attempt=request.attempt, outcome=outcome, provider_message_id=result.provider_message_id,
+            idempotency_key=request.idempotency_key, subject=email.subject, body=email.text,
+            received_at=datetime.now(UTC).isoformat(timespec="milliseconds")))
+        return result
+
+    def look_up(self, idempotency_key: str) -> SendResult | None:
+        entries = self._outbox.find(idempotency_key)
+        if not entries:
+            return None
+        first = min(entries, key=lambda e: e.received_at)
+        return SendResult(outcome=first.outcome, provider_message_id=first.provider_message_id,
+                          detail="reconciled from the provider's record")
+
+
+class DynamoOutbox:
+    """The simulated provider's record of every attempt (table keyed by idempotency key + message id)."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None):
+        self._table = table_name
+        self._client = client or aws_client("dynamodb")
+
+    def record(self, entry: OutboxEntry) -> None:
+        self._client.put_item(TableName=self._table, Item={
+            "idempotency_key": {"S": entry.idempotency_key},
+            "provider_message_id": {"S": entry.provider_message_id},
+            "to": {"S": entry.to}, "attempt": {"N": str(entry.attempt)}, "outcome": {"S": entry.outcome.value},
+            "subject": {"S": entry.subject}, "body": {"S": entry.body}, "received_at": {"S": entry.received_at}})
+
+    def find(self, idempotency_key: str) -> list[OutboxEntry]:
+        response = self._client.query(TableName=self._table, ConsistentRead=True,
+                                      KeyConditionExpression="idempotency_key = :k",
+                                      ExpressionAttributeValues={":k": {"S": idempotency_key}})
+        return [_outbox_entry(item) for item in response["Items"]]
+
+    def entries(self) -> Iterator[OutboxEntry]:
+        for page in self._client.get_paginator("scan").paginate(TableName=self._table):
+            for item in page["Items"]:
+                yield _outbox_entry(item)
+
+
+def _outbox_entry(item: dict[str, Any]) -> OutboxEntry:
+    return OutboxEntry(to=item["to"]["S"], attempt=int(item["attempt"]["N"]), outcome=Outcome(item["outcome"]["S"]),
+                       provider_message_id=item["provider_message_id"]["S"],
+                       idempotency_key=item["idempotency_key"]["S"], subject=item["subject"]["S"],
+                       body=item["body"]["S"], received_at=item["received_at"]["S"])

@@ -1,0 +1,113 @@
+"""SQS adapters: the contacts queue (batches, delayed retries) and the dead-letter queue."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from common.aws import client as aws_client
+from common.messages import ContactBatch
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+SQS_BATCH_LIMIT = 10
+FAILED_ENTRY_ATTEMPTS = 6
+
+
+class QueueSendError(RuntimeError):
+    pass
+
+
+class DeadLetterReason(StrEnum):
+    BOUNCED = "bounced"
+    BLOCKED_EXHAUSTED = "blocked-exhausted"
+    UNKNOWN_OUTCOME = "unknown-outcome"
+    MALFORMED_MESSAGE = "malformed-message"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    reason: DeadLetterReason
+    email: str
+    name: str
+    job_id: str
+    source_key: str
+    row: int
+    attempt: int
+    provider_response: str = ""
+    message: str = ""  # the raw message, for one that could not be read
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
+
+    def body(self) -> str:
+        return json.dumps({**asdict(self), "reason": self.reason.value}, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class DelayedRetry:
+    batch: ContactBatch
+    delay_seconds: int
+
+
+def _chunks[T](items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+class SqsSender:
+    """SendMessageBatch in tens, re-sending the entries SQS reports as Failed (botocore retries
+    only whole-request errors, not per-entry failures)."""
+
+    def __init__(self, queue_url: str, client: SQSClient | None = None, sleep=time.sleep):
+        self.queue_url = queue_url
+        self._client = client or aws_client("sqs")
+        self._sleep = sleep
+
+    def send_entries(self, entries: Iterable[dict[str, Any]]) -> int:
+        sent = 0
+        for chunk in _chunks(entries, SQS_BATCH_LIMIT):
+            pending = {str(i): {**entry, "Id": str(i)} for i, entry in enumerate(chunk)}
+            for attempt in range(FAILED_ENTRY_ATTEMPTS):
+                response = self._client.send_message_batch(QueueUrl=self.queue_url, Entries=list(pending.values()))
+                for ok in response.get("Successful", []):
+                    pending.pop(ok["Id"], None)
+                    sent += 1
+                failed = response.get("Failed", [])
+                if not failed:
+                    break
+                if any(f.get("SenderFault") for f in failed):
+                    raise QueueSendError(f"SQS rejected messages as malformed: {failed}")
+                self._sleep(min(0.1 * 2**attempt, 2.0))
+            if pending:
+                raise QueueSendError(f"{len(pending)} messages still failed after {FAILED_ENTRY_ATTEMPTS} attempts")
+        return sent
+
+
+class ContactsQueue:
+    def __init__(self, queue_url: str, client: SQSClient | None = None):
+        self._sender = SqsSender(queue_url, client)
+
+    def send(self, batches: Iterable[ContactBatch]) -> int:
+        return self._sender.send_entries({"MessageBody": b.encode()} for b in batches)
+
+    def send_retries(self, retries: Sequence[DelayedRetry]) -> int:
+        return self._sender.send_entries(
+            {"MessageBody": r.batch.encode(), "DelaySeconds": r.delay_seconds} for r in retries)
+
+
+class DeadLetterQueue:
+    def __init__(self, queue_url: str, client: SQSClient | None = None):
+        self._sender = SqsSender(queue_url, client)
+
+    def put(self, letters: Sequence[DeadLetter]) -> int:
+        return self._sender.send_entries(
+            {"MessageBody": letter.body(),
+             "MessageAttributes": {"reason": {"DataType": "String", "StringValue": letter.reason.value}}}
+            for letter in letters)

@@ -1,0 +1,289 @@
+"""Delivering one contact batch: claim in the ledger, send, settle, follow up.
+
+The rules that make sending at-most-once (see README, "The contact ledger"):
+- A contact is sent only by the holder of its claim: (token, attempt, carrier message id).
+- A claim whose holder died mid-send is resumed only after its lease ran out, and only by a
+  redelivery of the same message; the provider is asked what happened before anything is sent
+  again, and when it cannot say, the contact becomes UNKNOWN instead of risking a second email.
+- Follow-ups (a delayed retry, a dead letter) are written after the ledger move, and a
+  redelivery of the same message writes them again; a stale copy of a retry loses its claim.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Protocol
+
+from common.ledger import Claim, Counter, DuplicateMark, Ledger, LedgerEntry, Move, State, Transition
+from common.messages import ContactBatch, Delivery, MalformedMessage
+from common.provider import EmailProvider, EmailRequest, Outcome, SendResult, TransientProviderError
+from common.queue import DeadLetter, DeadLetterReason, DelayedRetry
+
+
+class Verdict(StrEnum):
+    """What this delivery of a message did with one contact (logged and counted as metrics)."""
+
+    SENT = "sent"
+    BOUNCED = "bounced"
+    RETRY_SCHEDULED = "retry_scheduled"
+    EXHAUSTED = "exhausted"
+    UNKNOWN = "unknown"
+    DUPLICATE = "duplicate"
+    ALREADY_DONE = "already_done"  # settled by an earlier delivery of this message
+    STALE = "stale"  # another message carries this attempt
+    RETRY_LATER = "retry_later"  # transient failure or a live lease: the message comes back
+
+
+class RetryQueue(Protocol):
+    def send_retries(self, retries: Sequence[DelayedRetry]) -> int: ...
+
+
+class DeadLetters(Protocol):
+    def put(self, letters: Sequence[DeadLetter]) -> int: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    base_delay_seconds: int
+    max_delay_seconds: int
+
+    def delay_before(self, next_attempt: int, draw: float) -> int:
+        """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(n-2))]."""
+        ceiling = min(self.max_delay_seconds, self.base_delay_seconds * 2 ** max(next_attempt - 2, 0))
+        return min(self.max_delay_seconds, math.ceil(ceiling * draw))
+
+
+@dataclass(frozen=True)
+class ContactResult:
+    job_id: str
+    row: int
+    contact: str  # a hash of the email: no personal data in logs
+    attempt: int
+    verdict: Verdict
+    detail: str = ""
+
+
+@dataclass
+class BatchReport:
+    results: list[ContactResult] = field(default_factory=list)
+
+    @property
+    def tally(self) -> Tally[Verdict]:
+        return Tally(r.verdict for r in self.results)
+
+    @property
+    def must_retry(self) -> bool:
+        return any(r.verdict is Verdict.RETRY_LATER for r in self.results)
+
+
+class RecordNeedsRetry(RuntimeError):
+    """Raised after everything else in the message was settled: SQS must deliver it again."""
+
+
+def contact_hash(email: str) -> str:
+    return hashlib.sha256(email.encode()).hexdigest()[:16]
+
+
+@dataclass
+class SendPorts:
+    ledger: Ledger
+    provider: EmailProvider
+    retries: RetryQueue
+    dead_letters: DeadLetters
+    map_concurrently: Callable[[Callable[[EmailRequest], object], Iterable[EmailRequest]], Iterable[object]] = map
+    draw: Callable[[], float] = random.random
+
+
+def deliver_message(body: str, carrier: str, ports: SendPorts, policy: RetryPolicy,
+                    now: float, lease_until: float) -> BatchReport:
+    """A message that cannot be read is dead-lettered with the reason, not retried forever."""
+    try:
+        batch = ContactBatch.decode(body)
+    except MalformedMessage as error:
+        ports.dead_letters.put([DeadLetter(reason=DeadLetterReason.MALFORMED_MESSAGE, email="", name="", job_id="",
+                                           source_key="", row=0, attempt=0, provider_response=str(error),
+                                           message=body[:10_000])])
+        return BatchReport()
+    return deliver_batch(batch, carrier, ports, policy, now, lease_until)
+
+
+def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: RetryPolicy,
+                  now: float, lease_until: float) -> BatchReport:
+    report = BatchReport()
+    work = _Work(batch, carrier, lease_until, policy.max_attempts)
+
+    # 1. Claim every contact; sort the losers out by what holds their email.
+    to_send: list[Claim] = []
+    to_resume: list[Claim] = []
+    claims = work.claims(report)
+    lost = ports.ledger.claim(claims)
+    for claim in claims:
+        if claim.email not in lost:
+            to_send.append(claim)
+            continue
+        entry = lost[claim.email]
+        verdict = _verdict_for_existing(claim, entry, now)
+        if verdict == "resume":
+            to_resume.append(claim)
+        elif verdict == "follow_up" and entry is not None:
+            work.follow_up_again(claim, entry)
+            report.results.append(work.result(claim, Verdict.ALREADY_DONE, f"found {entry.state}, follow-up repeated"))
+        elif verdict is Verdict.DUPLICATE:
+            work.transitions.append(DuplicateMark(job_id=batch.job_id, row=claim.row, carrier=carrier))
+            report.results.append(work.result(claim, Verdict.DUPLICATE))
+        else:
+            report.results.append(work.result(claim, verdict, f"found {entry.state if entry else 'no entry'}"))
+
+    # 2. A claim whose holder died is taken over (conditionally: one resumer wins) and reconciled.
+    if to_resume:
+        resumes = [replace(c, take_over_lease_before=now) for c in to_resume]
+        busy = ports.ledger.claim(resumes)
+        for claim in resumes:
+            if claim.email in busy:
+                report.results.append(work.result(claim, Verdict.RETRY_LATER, "claim taken over elsewhere"))
+            elif not ports.provider.can_look_up:
+                work.settle(claim, None, report, unknown=True)
+            elif (known := ports.provider.look_up(work.idempotency_key(claim))) is not None:
+                work.settle(claim, known, report)
+            else:
+                to_send.append(claim)
+
+    # 3. Send the claimed contacts, many in flight at once.
+    requests = [EmailRequest(to=c.email, name=c.name, attempt=c.attempt, idempotency_key=work.idempotency_key(c))
+                for c in to_send]
+    for claim, outcome in zip(to_send, ports.map_concurrently(_send_safely(ports.provider), requests), strict=True):
+        if isinstance(outcome, SendResult):
+            work.settle(claim, outcome, report)
+        else:
+            work.transitions.append(Move(claim=claim, state=State.CLAIMED, counter=None))
+            report.results.append(work.result(claim, Verdict.RETRY_LATER, str(outcome)))
+
+    # 4. Settle the ledger with the job counters, then write the follow-ups of what settled.
+    rejected = {id(m) for m in ports.ledger.settle(work.transitions)}
+    retries = [r for move, r in work.retries if id(move) not in rejected]
+    letters = [d for move, d in work.letters if id(move) not in rejected]
+    for move in work.transitions:
+        if id(move) in rejected and isinstance(move, Move):
+            report.results.append(work.result(move.claim, Verdict.STALE, "claim lost before settling"))
+    if retries:
+        ports.retries.send_retries([DelayedRetry(batch=r, delay_seconds=policy.delay_before(
+            r.deliveries[0].attempt, ports.draw())) for r in retries])
+    if letters:
+        ports.dead_letters.put(letters)
+    return report
+
+
+def _verdict_for_existing(claim: Claim, entry: LedgerEntry | None, now: float) -> Verdict | str:
+    if entry is None:
+        return Verdict.STALE  # a retry whose ledger item is gone
+    if entry.token != claim.token:
+        return Verdict.DUPLICATE
+    if entry.attempt > claim.attempt:
+        return Verdict.ALREADY_DONE  # handed over to a later attempt
+    if entry.attempt < claim.attempt or entry.carrier != claim.carrier:
+        return Verdict.STALE
+    if entry.state is State.CLAIMED:
+        return "resume" if entry.lease_until <= now else Verdict.RETRY_LATER
+    if entry.state is State.SENT:
+        return Verdict.ALREADY_DONE
+    return "follow_up"
+
+
+def _send_safely(provider: EmailProvider) -> Callable[[EmailRequest], SendResult | Exception]:
+    def send(request: EmailRequest) -> SendResult | Exception:
+        try:
+            return provider.send(request)
+        except TransientProviderError as error:
+            return error
+    return send
+
+
+class _Work:
+    """The moves and follow-ups one delivery of a batch accumulates."""
+
+    def __init__(self, batch: ContactBatch, carrier: str, lease_until: float, max_attempts: int):
+        self.batch = batch
+        self.max_attempts = max_attempts
+        self.carrier = carrier
+        self.lease_until = lease_until
+        self.transitions: list[Transition] = []
+        self.retries: list[tuple[Move, ContactBatch]] = []
+        self.letters: list[tuple[Move, DeadLetter]] = []
+        self._deliveries = {d.email: d for d in batch.deliveries}
+
+    def claims(self, report: BatchReport) -> list[Claim]:
+        claims, seen = [], set()
+        for d in self.batch.deliveries:
+            claim = Claim(email=d.email, token=self.batch.token(d), attempt=d.attempt, carrier=self.carrier,
+                          lease_until=self.lease_until, job_id=self.batch.job_id, row=d.row, name=d.name,
+                          source_key=self.batch.source_key)
+            if d.email in seen:  # one transaction cannot touch an item twice; the second row is a duplicate
+                self.transitions.append(DuplicateMark(job_id=self.batch.job_id, row=d.row, carrier=self.carrier))
+                report.results.append(self.result(claim, Verdict.DUPLICATE))
+                continue
+            seen.add(d.email)
+            claims.append(claim)
+        return claims
+
+    @staticmethod
+    def idempotency_key(claim: Claim) -> str:
+        return f"{claim.token}#{claim.attempt}"
+
+    def result(self, claim: Claim, verdict: Verdict, detail: str = "") -> ContactResult:
+        return ContactResult(job_id=claim.job_id, row=claim.row, contact=contact_hash(claim.email),
+                             attempt=claim.attempt, verdict=verdict, detail=detail)
+
+    def settle(self, claim: Claim, sent: SendResult | None, report: BatchReport, unknown: bool = False) -> None:
+        if unknown or sent is None:
+            self._move(claim, State.UNKNOWN, Counter.UNKNOWN, report, Verdict.UNKNOWN, "",
+                       "outcome unknown and the provider cannot be asked",
+                       letter=DeadLetterReason.UNKNOWN_OUTCOME)
+        elif sent.outcome is Outcome.DELIVERED:
+            self._move(claim, State.SENT, Counter.SENT, report, Verdict.SENT, sent.provider_message_id, sent.detail)
+        elif sent.outcome is Outcome.BOUNCED:
+            self._move(claim, State.BOUNCED, Counter.BOUNCED, report, Verdict.BOUNCED, sent.provider_message_id,
+                       sent.detail, letter=DeadLetterReason.BOUNCED)
+        elif claim.attempt < self.max_attempts:
+            move = self._move(claim, State.BLOCKED, Counter.RETRIED, report, Verdict.RETRY_SCHEDULED,
+                              sent.provider_message_id, sent.detail)
+            self.retries.append((move, self._retry_batch(claim)))
+        else:
+            self._move(claim, State.EXHAUSTED, Counter.EXHAUSTED, report, Verdict.EXHAUSTED,
+                       sent.provider_message_id, sent.detail, letter=DeadLetterReason.BLOCKED_EXHAUSTED)
+
+    def follow_up_again(self, claim: Claim, entry: LedgerEntry) -> None:
+        """A redelivery found our own settled move: its follow-up may not have been written."""
+        move = Move(claim=claim, state=entry.state, counter=None)
+        if entry.state is State.BLOCKED:
+            self.retries.append((move, self._retry_batch(claim)))
+            return
+        reason = {State.BOUNCED: DeadLetterReason.BOUNCED, State.EXHAUSTED: DeadLetterReason.BLOCKED_EXHAUSTED,
+                  State.UNKNOWN: DeadLetterReason.UNKNOWN_OUTCOME}[entry.state]
+        self.letters.append((move, self._letter(claim, reason, entry.detail)))
+
+    def _move(self, claim: Claim, state: State, counter: Counter, report: BatchReport, verdict: Verdict,
+              provider_message_id: str, detail: str, letter: DeadLetterReason | None = None) -> Move:
+        move = Move(claim=claim, state=state, counter=counter, provider_message_id=provider_message_id,
+                    detail=detail)
+        self.transitions.append(move)
+        report.results.append(self.result(claim, verdict, detail))
+        if letter is not None:
+            self.letters.append((move, self._letter(claim, letter, detail)))
+        return move
+
+    def _retry_batch(self, claim: Claim) -> ContactBatch:
+        return ContactBatch(job_id=claim.job_id, source_key=claim.source_key,
+                            deliveries=(Delivery(email=claim.email, name=claim.name, row=claim.row,
+                                                 attempt=claim.attempt + 1),))
+
+    def _letter(self, claim: Claim, reason: DeadLetterReason, detail: str) -> DeadLetter:
+        return DeadLetter(reason=reason, email=claim.email, name=claim.name, job_id=claim.job_id,
+                          source_key=claim.source_key, row=claim.row, attempt=claim.attempt,
+                          provider_response=detail)

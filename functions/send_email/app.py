@@ -1,0 +1,48 @@
+"""send_email: contact batches from the queue -> at most one welcome email per address."""
+
+from __future__ import annotations
+
+import time
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from common.config import SendSettings
+from common.sending import RecordNeedsRetry, deliver_message
+from common.wiring import retry_policy, send_ports
+
+# A lease outlives the invocation by this much, so a live sender is never taken over.
+LEASE_MARGIN_SECONDS = 30
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+settings = SendSettings.from_env()
+ports = send_ports(settings)
+policy = retry_policy(settings)
+
+
+@tracer.capture_method
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    now = time.time()
+    lease_until = now + lambda_context.get_remaining_time_in_millis() / 1000 + LEASE_MARGIN_SECONDS
+    report = deliver_message(record.body, record.message_id, ports, policy, now=now, lease_until=lease_until)
+    for result in report.results:
+        logger.info("contact " + result.verdict.value, extra={
+            "job_id": result.job_id, "row": result.row, "contact": result.contact, "attempt": result.attempt,
+            "outcome": result.verdict.value, "detail": result.detail or None})
+    for verdict, count in report.tally.items():
+        metrics.add_metric(name=f"Contacts_{verdict.value}", unit=MetricUnit.Count, value=count)
+    if report.must_retry:
+        raise RecordNeedsRetry(f"{report.tally} in message {record.message_id}: SQS will deliver it again")
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,181 @@
+"""The local cloud as one object: endpoint + deployment + runtime, and what users ask of them."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from common.jobs import DynamoJobs, Job, Upload
+from common.provider import DynamoOutbox, OutboxEntry
+from localcloud.deploy import Deployment, deploy
+from localcloud.emulator import Emulator, aws_client, ensure_emulator
+from localcloud.runtime import Invocation, LambdaRuntime
+from localcloud.settings import CloudSettings
+
+UPLOAD_PREFIX = "incoming/"
+
+
+class RunTimeout(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    key: str
+    job_id: str
+
+
+class LocalCloud:
+    def __init__(self, settings: CloudSettings):
+        self.settings = settings
+        self.emulator: Emulator | None = None
+        self.deployment: Deployment | None = None
+        self.runtime: LambdaRuntime | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self, with_runtime: bool = True,
+              on_invocation: Callable[[Invocation], None] | None = None) -> LocalCloud:
+        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.emulator = ensure_emulator(self.settings.endpoint, self.settings.state_dir)
+        self.deployment = deploy(self.settings)
+        if with_runtime and not self.runtime_running_elsewhere():
+            self.runtime = LambdaRuntime(self.deployment, on_invocation).start()
+            self._runtime_lock.write_text(json.dumps({"pid": os.getpid(), "endpoint": self.settings.endpoint}))
+        return self
+
+    def close(self) -> None:
+        if self.runtime is not None:
+            self.runtime.stop()
+            self._runtime_lock.unlink(missing_ok=True)
+            self.runtime = None
+
+    def __enter__(self) -> LocalCloud:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @property
+    def _runtime_lock(self) -> Path:
+        return self.settings.state_dir / "runtime.json"
+
+    def runtime_running_elsewhere(self) -> bool:
+        """`localcloud up` in another terminal already runs the functions for this endpoint."""
+        try:
+            lock = json.loads(self._runtime_lock.read_text())
+            if lock["endpoint"] != self.settings.endpoint or lock["pid"] == os.getpid():
+                return False
+            os.kill(int(lock["pid"]), 0)
+            return True
+        except (OSError, ValueError, KeyError):
+            return False
+
+    # -- clients -----------------------------------------------------------------------------
+    def client(self, service: str) -> Any:
+        return aws_client(service, self.settings.endpoint, self.settings.region)
+
+    @property
+    def _deployed(self) -> Deployment:
+        if self.deployment is None:
+            raise RuntimeError("the local cloud is not started")
+        return self.deployment
+
+    @property
+    def bucket(self) -> str:
+        return self._deployed.output("UploadsBucketName")
+
+    @property
+    def jobs_store(self) -> DynamoJobs:
+        return DynamoJobs(self._deployed.output("JobsTableName"), self.client("dynamodb"))
+
+    # -- what users do -----------------------------------------------------------------------
+    def upload(self, paths: Iterable[Path], prefix: str = UPLOAD_PREFIX) -> list[Uploaded]:
+        uploaded = []
+        s3 = self.client("s3")
+        for path in paths:
+            key = prefix + path.name
+            etag = s3.put_object(Bucket=self.bucket, Key=key, Body=path.read_bytes())["ETag"].strip('"')
+            uploaded.append(Uploaded(key=key, job_id=Upload(bucket=self.bucket, key=key, etag=etag).job_id))
+        return uploaded
+
+    def invoke(self, function: str, event: Any) -> Invocation:
+        runtime = self.runtime or LambdaRuntime(self._deployed)
+        try:
+            return runtime.invoke(function, event)
+        finally:
+            if runtime is not self.runtime:
+                runtime.stop()
+
+    def jobs(self, job_ids: Iterable[str] | None = None) -> list[Job]:
+        store = self.jobs_store
+        if job_ids is None:
+            return store.all()
+        return [job for job_id in job_ids if (job := store.get(job_id)) is not None]
+
+    def wait(self, uploaded: list[Uploaded], timeout: float = 600,
+             on_progress: Callable[[list[Job]], None] | None = None) -> list[Job]:
+        """Until every uploaded file's job has settled and the runtime has nothing left to do."""
+        deadline = time.monotonic() + timeout
+        while True:
+            jobs = self.jobs(u.job_id for u in uploaded)
+            if on_progress:
+                on_progress(jobs)
+            settled = len(jobs) == len(uploaded) and all(job.done for job in jobs)
+            if settled and (self.runtime is None or self.runtime.idle()):
+                if self.runtime is not None:
+                    self.runtime.logs.flush()
+                return jobs
+            if time.monotonic() > deadline:
+                raise RunTimeout(f"not settled after {timeout:.0f} s: "
+                                 + ", ".join(f"{j.key} {j.status} {j.settled}/{j.rows}" for j in jobs))
+            time.sleep(0.2)
+
+    def outbox(self) -> list[OutboxEntry]:
+        return sorted(DynamoOutbox(self._deployed.output("OutboxTableName"), self.client("dynamodb")).entries(),
+                      key=lambda e: e.received_at)
+
+    def dead_letters(self, queue_output: str = "DeadLetterQueueUrl") -> list[dict[str, Any]]:
+        """Read every message without consuming it: hide them while reading, then make them visible again."""
+        sqs = self.client("sqs")
+        url = self._deployed.output(queue_output)
+        messages: list[dict[str, Any]] = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30,
+                                        MessageAttributeNames=["All"]).get("Messages", [])
+            if not batch:
+                break
+            messages += batch
+        for start in range(0, len(messages), 10):
+            sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(messages[start:start + 10])])
+        letters = []
+        for message in messages:
+            try:
+                letters.append(json.loads(message["Body"]))
+            except json.JSONDecodeError:
+                letters.append({"reason": "unreadable", "message": message["Body"]})
+        return letters
+
+    def log_events(self, function: str, since_ms: int | None = None,
+                   contains: str | None = None) -> Iterator[dict[str, Any]]:
+        """CloudWatch events of a function; the text filter is applied here (moto ignores filter patterns)."""
+        logs = self.client("logs")
+        group = self._deployed.function(function).log_group
+        request: dict[str, Any] = {"logGroupName": group}
+        if since_ms is not None:
+            request["startTime"] = since_ms
+        try:
+            pages = list(logs.get_paginator("filter_log_events").paginate(**request))
+        except logs.exceptions.ResourceNotFoundException:
+            return
+        events = sorted((e for page in pages for e in page.get("events", [])),
+                        key=lambda e: (e["timestamp"], e.get("eventId", "")))
+        for event in events:
+            if contains is None or contains in event["message"]:
+                yield event

@@ -1,0 +1,421 @@
+"""The local Lambda runtime: runs the template's functions for the triggers the template declares.
+
+- Each function gets a pool of execution environments (worker processes, see worker.py), at most
+  its concurrency limit (the SQS event's ScalingConfig.MaximumConcurrency, else its reserved
+  concurrency, else a small local default).
+- SQS event sources poll like Lambda: batch size and batching window, Lambda-shaped records, an
+  error fails the whole batch, otherwise only records not in `batchItemFailures` are deleted.
+- S3 notifications arrive on a private queue; each becomes an asynchronous invocation with the
+  function's retry count, and a failure record goes to its on-failure destination.
+- Every invocation's output goes to CloudWatch Logs `/aws/lambda/<name>` with START/END/REPORT lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from localcloud.deploy import Deployment, FunctionSpec, S3Source, SqsSource
+from localcloud.emulator import aws_client, local_environment
+from localcloud.worker import serve
+
+DEFAULT_CONCURRENCY = 4
+# Lambda waits about 1 and then 2 minutes between asynchronous retries; locally seconds are enough.
+ASYNC_RETRY_DELAYS = (1.0, 2.0)
+POLL_WAIT_SECONDS = 1
+
+
+@dataclass
+class Invocation:
+    function: str
+    request_id: str
+    response: Any
+    error: dict[str, Any] | None
+    log: str
+    duration_ms: float
+    init_ms: float
+    max_memory_mb: int
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class ExecutionEnvironment:
+    def __init__(self, spec: FunctionSpec, deployment: Deployment):
+        settings = deployment.settings
+        self.spec = spec
+        self.log_stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
+        environment = {
+            **local_environment(settings.endpoint, settings.region), **spec.environment,
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb), "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group,
+            "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream, "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+            # No X-Ray daemon here.
+            "POWERTOOLS_TRACE_DISABLED": "true"}
+        context = multiprocessing.get_context("spawn")
+        self._connection, child = context.Pipe()
+        self._process = context.Process(target=serve, args=(child, spec.handler, str(settings.code_dir),
+                                                            environment), daemon=True)
+        self._process.start()
+        child.close()
+
+    def invoke(self, event: Any, request_id: str) -> Invocation:
+        spec = self.spec
+        deadline = time.time() + spec.timeout_seconds
+        self._connection.send({"event": event, "context": {
+            "function_name": spec.name, "function_version": "$LATEST", "invoked_function_arn": spec.arn,
+            "memory_limit_in_mb": spec.memory_mb, "aws_request_id": request_id, "log_group_name": spec.log_group,
+            "log_stream_name": self.log_stream, "deadline": deadline}})
+        # The first invocation also waits for the cold start, as Lambda's init phase does not count.
+        if self._connection.poll(spec.timeout_seconds + 30):
+            try:
+                result = self._connection.recv()
+                return Invocation(function=spec.name, request_id=request_id, **result)
+            except EOFError:
+                self.close()
+                return Invocation(spec.name, request_id, None, {"errorType": "Runtime.ExitError",
+                                  "errorMessage": "the runtime exited"}, "", 0, 0, 0)
+        self.close()
+        return Invocation(spec.name, request_id, None,
+                          {"errorType": "Sandbox.Timedout",
+                           "errorMessage": f"Task timed out after {spec.timeout_seconds:.2f} seconds"},
+                          "", spec.timeout_seconds * 1000, 0, 0, timed_out=True)
+
+    @property
+    def alive(self) -> bool:
+        return self._process.is_alive()
+
+    def close(self) -> None:
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join(timeout=5)
+
+
+class CloudWatchLogWriter:
+    """Writes invocations to CloudWatch Logs from a background thread, as Lambda's log agent does."""
+
+    MAX_BATCH_EVENTS = 10_000
+    MAX_BATCH_BYTES = 900_000
+
+    def __init__(self, deployment: Deployment):
+        settings = deployment.settings
+        self._logs = aws_client("logs", settings.endpoint, settings.region)
+        self._queue: queue.Queue[tuple[str, str, list[tuple[int, str]]] | None] = queue.Queue()
+        self._known_streams: set[tuple[str, str]] = set()
+        self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+        self._thread.start()
+
+    def write(self, spec: FunctionSpec, stream: str, invocation: Invocation, started_ms: int) -> None:
+        lines = [f"START RequestId: {invocation.request_id} Version: $LATEST"]
+        lines += [line for line in invocation.log.splitlines() if line.strip()]
+        if invocation.timed_out:
+            lines.append(f"{datetime.now(UTC).isoformat()} {invocation.request_id} "
+                         f"Task timed out after {spec.timeout_seconds:.2f} seconds")
+        lines.append(f"END RequestId: {invocation.request_id}")
+        report = (f"REPORT RequestId: {invocation.request_id}\tDuration: {invocation.duration_ms:.2f} ms\t"
+                  f"Billed Duration: {math.ceil(invocation.duration_ms)} ms\tMemory Size: {spec.memory_mb} MB\t"
+                  f"Max Memory Used: {invocation.max_memory_mb} MB")
+        if invocation.init_ms:
+            report += f"\tInit Duration: {invocation.init_ms:.2f} ms"
+        lines.append(report + "\t")
+        end_ms = started_ms + int(invocation.duration_ms)
+        events = [(min(started_ms + i, end_ms), line) for i, line in enumerate(lines)]
+        self._queue.put((spec.log_group, stream, events))
+
+    def flush(self, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.flush()
+        self._queue.put(None)
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                self._put(*item)
+            except ClientError:
+                pass  # losing a log line must not stop the runtime
+            finally:
+                self._queue.task_done()
+
+    def _put(self, group: str, stream: str, events: list[tuple[int, str]]) -> None:
+        if (group, stream) not in self._known_streams:
+            for create in (lambda: self._logs.create_log_group(logGroupName=group),
+                           lambda: self._logs.create_log_stream(logGroupName=group, logStreamName=stream)):
+                try:
+                    create()
+                except ClientError as error:
+                    if error.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+                        raise
+            self._known_streams.add((group, stream))
+        batch: list[dict[str, Any]] = []
+        size = 0
+        for timestamp, message in events:
+            cost = len(message.encode()) + 26
+            if batch and (len(batch) >= self.MAX_BATCH_EVENTS or size + cost > self.MAX_BATCH_BYTES):
+                self._logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=batch)
+                batch, size = [], 0
+            batch.append({"timestamp": timestamp, "message": message[:250_000]})
+            size += cost
+        if batch:
+            self._logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=batch)
+
+
+class FunctionPool:
+    """Warm execution environments of one function, at most `concurrency` busy at once."""
+
+    def __init__(self, spec: FunctionSpec, deployment: Deployment, logs: CloudWatchLogWriter, concurrency: int,
+                 on_invocation: Callable[[Invocation], None] | None = None):
+        self.spec = spec
+        self.concurrency = concurrency
+        self.slots = threading.BoundedSemaphore(concurrency)
+        self._deployment = deployment
+        self._logs = logs
+        self._idle: list[ExecutionEnvironment] = []
+        self._lock = threading.Lock()
+        self._on_invocation = on_invocation
+        self.in_flight = 0
+
+    def invoke(self, event: Any) -> Invocation:
+        """Run one invocation; the caller holds one of `slots`."""
+        with self._lock:
+            environment = self._idle.pop() if self._idle else None
+            self.in_flight += 1
+        try:
+            if environment is None or not environment.alive:
+                environment = ExecutionEnvironment(self.spec, self._deployment)
+            started_ms = int(time.time() * 1000)
+            invocation = environment.invoke(event, str(uuid.uuid4()))
+            self._logs.write(self.spec, environment.log_stream, invocation, started_ms)
+            if environment.alive and not invocation.timed_out:
+                with self._lock:
+                    self._idle.append(environment)
+            if self._on_invocation:
+                self._on_invocation(invocation)
+            return invocation
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def close(self) -> None:
+        with self._lock:
+            for environment in self._idle:
+                environment.close()
+            self._idle.clear()
+
+
+class _Poller(threading.Thread):
+    def __init__(self, name: str, deployment: Deployment, pool: FunctionPool, queue_url: str):
+        super().__init__(name=name, daemon=True)
+        settings = deployment.settings
+        self.sqs = aws_client("sqs", settings.endpoint, settings.region)
+        self.pool = pool
+        self.queue_url = queue_url
+        self.region = settings.region
+        self.stopping = threading.Event()
+        self.executor = ThreadPoolExecutor(max_workers=pool.concurrency, thread_name_prefix=name)
+        self.pending = 0
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            if not self.pool.slots.acquire(timeout=0.2):
+                continue
+            try:
+                messages = self.receive()
+            except Exception:  # noqa: BLE001 - the emulator went away or hiccupped: try again shortly
+                messages = []
+                time.sleep(0.5)
+            if not messages:
+                self.pool.slots.release()
+                continue
+            with self._lock:
+                self.pending += 1
+            self.executor.submit(self._handle_and_release, messages)
+
+    def receive(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def handle(self, messages: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def _handle_and_release(self, messages: list[dict[str, Any]]) -> None:
+        try:
+            self.handle(messages)
+        finally:
+            with self._lock:
+                self.pending -= 1
+            self.pool.slots.release()
+
+    @property
+    def busy(self) -> bool:
+        return self.pending > 0
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=5)
+        self.executor.shutdown(wait=True)
+
+
+def _lambda_sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    attributes = message.get("Attributes", {})
+    return {
+        "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"], "body": message["Body"],
+        "attributes": {key: attributes[key] for key in ("ApproximateReceiveCount", "SentTimestamp", "SenderId",
+                                                         "ApproximateFirstReceiveTimestamp") if key in attributes},
+        "messageAttributes": {
+            name: {"stringValue": value.get("StringValue"), "binaryValue": value.get("BinaryValue"),
+                   "stringListValues": [], "binaryListValues": [], "dataType": value["DataType"]}
+            for name, value in message.get("MessageAttributes", {}).items()},
+        "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),  # noqa: S324
+        "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": region}
+
+
+class SqsEventSource(_Poller):
+    def __init__(self, deployment: Deployment, pool: FunctionPool, source: SqsSource):
+        super().__init__(f"sqs-{pool.spec.logical_id}", deployment, pool, source.queue_url)
+        self.source = source
+
+    def receive(self) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        window_ends = None
+        while len(records) < self.source.batch_size and not self.stopping.is_set():
+            response = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=min(10, self.source.batch_size - len(records)),
+                WaitTimeSeconds=0 if records else POLL_WAIT_SECONDS, MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"])
+            batch = response.get("Messages", [])
+            records += batch
+            if not records:
+                return records
+            window_ends = window_ends or time.monotonic() + self.source.batching_window_seconds
+            if not batch:
+                if time.monotonic() >= window_ends:
+                    break
+                time.sleep(0.05)
+        return records
+
+    def handle(self, messages: list[dict[str, Any]]) -> None:
+        event = {"Records": [_lambda_sqs_record(m, self.source.queue_arn, self.region) for m in messages]}
+        invocation = self.pool.invoke(event)
+        if not invocation.ok:
+            return  # the whole batch becomes visible again after the visibility timeout
+        failed: set[str] = set()
+        if self.source.report_batch_item_failures and isinstance(invocation.response, dict):
+            failures = invocation.response.get("batchItemFailures") or []
+            failed = {f.get("itemIdentifier") for f in failures}
+            known = {m["MessageId"] for m in messages}
+            if not failed <= known:
+                return  # Lambda treats an unknown or empty identifier as the whole batch failing
+        done = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                for i, m in enumerate(messages) if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=done[start:start + 10])
+
+
+class S3EventSource(_Poller):
+    """S3 notifications -> asynchronous invocations with retries and an on-failure destination."""
+
+    def __init__(self, deployment: Deployment, pool: FunctionPool, source: S3Source,
+                 retry_delays: tuple[float, ...] = ASYNC_RETRY_DELAYS):
+        super().__init__(f"s3-{pool.spec.logical_id}", deployment, pool, source.notification_queue_url)
+        self.retry_delays = retry_delays
+
+    def receive(self) -> list[dict[str, Any]]:
+        response = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=1,
+                                            WaitTimeSeconds=POLL_WAIT_SECONDS)
+        messages = response.get("Messages", [])
+        for message in list(messages):
+            if "Records" not in json.loads(message["Body"]):  # s3:TestEvent when notifications are set up
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+                messages.remove(message)
+        return messages
+
+    def handle(self, messages: list[dict[str, Any]]) -> None:
+        spec = self.pool.spec
+        for message in messages:
+            event = json.loads(message["Body"])
+            attempts = 1 + spec.async_retries
+            for attempt in range(1, attempts + 1):
+                invocation = self.pool.invoke(event)
+                if invocation.ok:
+                    break
+                if attempt < attempts:
+                    time.sleep(self.retry_delays[min(attempt - 1, len(self.retry_delays) - 1)])
+            else:
+                if spec.on_failure_queue_url:
+                    self.sqs.send_message(QueueUrl=spec.on_failure_queue_url, MessageBody=json.dumps({
+                        "version": "1.0", "timestamp": datetime.now(UTC).isoformat(),
+                        "requestContext": {"requestId": invocation.request_id, "functionArn": f"{spec.arn}:$LATEST",
+                                           "condition": "RetriesExhausted", "approximateInvokeCount": attempts},
+                        "requestPayload": event,
+                        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST",
+                                            "functionError": "Unhandled"},
+                        "responsePayload": invocation.error}))
+            self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+class LambdaRuntime:
+    def __init__(self, deployment: Deployment, on_invocation: Callable[[Invocation], None] | None = None):
+        self.deployment = deployment
+        self.logs = CloudWatchLogWriter(deployment)
+        self.pools: dict[str, FunctionPool] = {}
+        for spec in deployment.functions.values():
+            limits = [s.max_concurrency for s in spec.sqs_sources if s.max_concurrency]
+            concurrency = min(limits) if limits else spec.reserved_concurrency or DEFAULT_CONCURRENCY
+            self.pools[spec.logical_id] = FunctionPool(spec, deployment, self.logs, concurrency, on_invocation)
+        self.sources: list[_Poller] = []
+        settings = deployment.settings
+        self._sqs = aws_client("sqs", settings.endpoint, settings.region)
+
+    def start(self) -> LambdaRuntime:
+        for spec in self.deployment.functions.values():
+            pool = self.pools[spec.logical_id]
+            self.sources += [SqsEventSource(self.deployment, pool, s) for s in spec.sqs_sources]
+            self.sources += [S3EventSource(self.deployment, pool, s) for s in spec.s3_sources]
+        for source in self.sources:
+            source.start()
+        return self
+
+    def invoke(self, function: str, event: Any) -> Invocation:
+        pool = self.pools[self.deployment.function(function).logical_id]
+        with pool.slots:
+            return pool.invoke(event)
+
+    def idle(self) -> bool:
+        """No invocation running and nothing waiting (visible, in flight or delayed) on a polled queue."""
+        if any(source.busy for source in self.sources) or any(p.in_flight for p in self.pools.values()):
+            return False
+        for source in self.sources:
+            attributes = self._sqs.get_queue_attributes(QueueUrl=source.queue_url, AttributeNames=[
+                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+            if any(int(value) for value in attributes.values()):
+                return False
+        return not any(source.busy for source in self.sources)
+
+    def stop(self) -> None:
+        for source in self.sources:
+            source.stopping.set()
+        for source in self.sources:
+            source.stop()
+        for pool in self.pools.values():
+            pool.close()
+        self.logs.close()

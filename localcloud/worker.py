@@ -1,0 +1,93 @@
+"""One Lambda execution environment: a process with the function's environment and module state.
+
+Like a Lambda sandbox it runs one invocation at a time, keeps its module state warm between
+invocations, and is thrown away (killed) when an invocation times out.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+
+class _Capture(io.TextIOBase):
+    """Stands in for stdout and stderr; loggers that bind the stream at import keep writing here."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._parts.append(text)
+        return len(text)
+
+    def take(self) -> str:
+        text, self._parts = "".join(self._parts), []
+        return text
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    function_version: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    aws_request_id: str
+    log_group_name: str
+    log_stream_name: str
+    deadline: float
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.time()) * 1000))
+
+
+def _error_payload(error: BaseException) -> dict[str, Any]:
+    return {"errorMessage": str(error), "errorType": type(error).__name__,
+            "stackTrace": traceback.format_tb(error.__traceback__)}
+
+
+def serve(connection: Connection, handler: str, code_dir: str, environment: dict[str, str]) -> None:
+    os.environ.update(environment)
+    sys.path.insert(0, code_dir)
+    capture = _Capture()
+    sys.stdout = sys.stderr = capture
+    started = time.perf_counter()
+    init_error: dict[str, Any] | None = None
+    function = None
+    try:
+        module_name, _, attribute = handler.rpartition(".")
+        function = getattr(importlib.import_module(module_name), attribute)
+    except Exception as error:  # noqa: BLE001 - reported like Lambda's Runtime.ImportModuleError
+        init_error = _error_payload(error)
+        print(json.dumps(init_error))
+    init_ms = (time.perf_counter() - started) * 1000
+    while True:
+        try:
+            request = connection.recv()
+        except EOFError:
+            return
+        context = LambdaContext(**request["context"])
+        started = time.perf_counter()
+        response, error = None, init_error
+        if function is not None:
+            try:
+                response = function(request["event"], context)
+            except Exception as failure:  # noqa: BLE001 - the runtime reports it as the invocation's error
+                error = _error_payload(failure)
+                print(json.dumps({"level": "ERROR", **error}))
+        connection.send({
+            "response": response, "error": error, "log": capture.take(),
+            "duration_ms": (time.perf_counter() - started) * 1000,
+            "init_ms": init_ms, "max_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024})
+        init_ms = 0.0
