@@ -78,8 +78,10 @@ class Deployment:
 
 
 class Deployer:
-    def __init__(self, settings: CloudSettings):
+    def __init__(self, settings: CloudSettings, client_factory: Callable[[str], Any] | None = None):
+        """`client_factory(service)` makes the clients; unit tests pass plain boto3 under moto's mock_aws."""
         self.settings = settings
+        self._client_factory = client_factory
         self.template = load_template(settings.template_path)
         self.created: list[str] = []
         self.skipped: list[str] = []
@@ -87,6 +89,8 @@ class Deployer:
         self._queue_urls_by_arn: dict[str, str] = {}
 
     def client(self, service: str) -> Any:
+        if self._client_factory is not None:
+            return self._client_factory(service)
         return aws_client(service, self.settings.endpoint, self.settings.region)
 
     def deploy(self) -> Deployment:
@@ -298,5 +302,5 @@ def _queue_attribute(value: Any) -> str:
     return str(value)
 
 
-def deploy(settings: CloudSettings) -> Deployment:
-    return Deployer(settings).deploy()
+def deploy(settings: CloudSettings, client_factory: Callable[[str], Any] | None = None) -> Deployment:
+    return Deployer(settings, client_factory).deploy()

@@ -42,7 +42,7 @@ class CloudSettings:
 
     @property
     def state_dir(self) -> Path:
-        return self.root / ".localcloud"
+        return Path(os.environ.get("LOCALCLOUD_STATE_DIR") or self.root / ".localcloud")
 
     @property
     def code_dir(self) -> Path:

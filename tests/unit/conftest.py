@@ -1,0 +1,93 @@
+"""Unit fixtures: the real template deployed into moto's in-process mock, in-memory fakes for the rest."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from common.provider import EmailRequest, OutboxEntry, SendResult, SimulatedProvider, TransientProviderError
+from common.config import SimulatedProviderSettings
+from moto import mock_aws
+
+from localcloud.deploy import Deployment, deploy
+from localcloud.settings import CloudSettings
+
+
+@pytest.fixture
+def aws() -> Iterator[Deployment]:
+    """Every table, queue and bucket of template.yaml, created in moto's mock (no server, no network)."""
+    with mock_aws():
+        yield deploy(CloudSettings.load(), client_factory=lambda service: boto3.client(service))
+
+
+class MemoryOutbox:
+    def __init__(self) -> None:
+        self.recorded: list[OutboxEntry] = []
+
+    def record(self, entry: OutboxEntry) -> None:
+        self.recorded.append(entry)
+
+    def find(self, idempotency_key: str) -> list[OutboxEntry]:
+        return [e for e in self.recorded if e.idempotency_key == idempotency_key]
+
+    def entries(self) -> Iterator[OutboxEntry]:
+        return iter(self.recorded)
+
+    def delivered_to(self) -> list[str]:
+        return [e.to for e in self.recorded if e.outcome.value == "delivered"]
+
+
+def simulated_settings(**changes: object) -> SimulatedProviderSettings:
+    values = {"seed": "tests", "bounce_rate": 0.1, "block_rate": 0.1, "slow_rate": 0.0, "slow_min_seconds": 1.0,
+              "slow_max_seconds": 5.0, "outbox_table": "unused"}
+    values.update(changes)
+    return SimulatedProviderSettings(**values)  # type: ignore[arg-type]
+
+
+class FaultyProvider:
+    """The simulated provider with faults injected by recipient."""
+
+    def __init__(self, outbox: MemoryOutbox, can_look_up: bool = True, **settings: object):
+        self.inner = SimulatedProvider(simulated_settings(**settings), outbox, sleep=lambda s: None)
+        self.can_look_up = can_look_up
+        self.crash_after_send: set[str] = set()
+        self.transient_for: set[str] = set()
+
+    def send(self, request: EmailRequest) -> SendResult:
+        if request.to in self.transient_for:
+            self.transient_for.discard(request.to)
+            raise TransientProviderError("throttled")
+        result = self.inner.send(request)
+        if request.to in self.crash_after_send:
+            self.crash_after_send.discard(request.to)
+            raise SimulatedCrash(f"crashed after sending to {request.to}")
+        return result
+
+    def look_up(self, idempotency_key: str) -> SendResult | None:
+        return self.inner.look_up(idempotency_key)
+
+
+class SimulatedCrash(BaseException):
+    """Stands for the process dying: not an Exception, so nothing in the code under test catches it."""
+
+
+class MemoryQueue:
+    """Collects what the code sends: retries (with their delay) and dead letters."""
+
+    def __init__(self) -> None:
+        self.retries: list = []
+        self.letters: list = []
+        self._ids = itertools.count(1)
+
+    def send_retries(self, retries) -> int:
+        self.retries += retries
+        return len(retries)
+
+    def put(self, letters) -> int:
+        self.letters += letters
+        return len(letters)
+
+    def next_message_id(self) -> str:
+        return f"msg-{next(self._ids)}"

@@ -1,0 +1,121 @@
+"""A test harness that plays SQS and Lambda around the real domain code and the real DynamoDB ledger
+(in moto's mock): messages are delivered, redelivered, crashed and retried at the test's command."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+import boto3
+from common.jobs import DynamoJobs, Job, Upload
+from common.ledger import DynamoLedger
+from common.messages import ContactBatch
+from common.parsing import import_upload
+from common.sending import BatchReport, RetryPolicy, SendPorts, deliver_message
+
+from localcloud.deploy import Deployment
+from tests.unit.conftest import FaultyProvider, MemoryOutbox, MemoryQueue, SimulatedCrash
+
+LEASE_SECONDS = 60
+VISIBILITY_TIMEOUT = 180
+
+
+@dataclass
+class Message:
+    message_id: str
+    body: str
+    receives: int = 0
+
+
+@dataclass
+class Pipeline:
+    deployment: Deployment
+    max_attempts: int = 3
+    can_look_up: bool = True
+    provider_settings: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        dynamodb = boto3.client("dynamodb")
+        outputs = self.deployment.outputs
+        self.outbox = MemoryOutbox()
+        self.provider = FaultyProvider(self.outbox, can_look_up=self.can_look_up, **self.provider_settings)
+        self.queue = MemoryQueue()
+        self.ledger = DynamoLedger(outputs["ContactsTableName"], outputs["JobsTableName"], client=dynamodb,
+                                   sleep=lambda s: None)
+        self.jobs = DynamoJobs(outputs["JobsTableName"], client=dynamodb)
+        self.ports = SendPorts(ledger=self.ledger, provider=self.provider, retries=self.queue,
+                               dead_letters=self.queue, draw=lambda: 0.5)
+        self.policy = RetryPolicy(max_attempts=self.max_attempts, base_delay_seconds=1, max_delay_seconds=8)
+        self.inbox: deque[Message] = deque()
+        self.clock = 1_000_000.0
+        self.job_ids: list[str] = []
+        self.reports: list[BatchReport] = []
+
+    # -- the parse side ----------------------------------------------------------------------
+    def upload(self, key: str, text: str, etag: str | None = None) -> str:
+        upload = Upload(bucket="bucket", key=key, etag=etag or f"etag-{len(self.job_ids)}")
+
+        class Sink:
+            def send(sink, batches) -> int:  # noqa: N805 - a tiny adapter
+                count = 0
+                for batch in batches:
+                    self.inbox.append(Message(self.queue.next_message_id(), batch.encode()))
+                    count += 1
+                return count
+
+        result = import_upload(upload, io.StringIO(text, newline=""), self.jobs, Sink())
+        self.job_ids.append(result.job_id)
+        return result.job_id
+
+    # -- the send side -----------------------------------------------------------------------
+    def deliver(self, message: Message) -> BatchReport:
+        message.receives += 1
+        report = deliver_message(message.body, message.message_id, self.ports, self.policy, now=self.clock,
+                                 lease_until=self.clock + LEASE_SECONDS)
+        self.reports.append(report)
+        return report
+
+    def collect_retries(self) -> None:
+        """Delayed retries become new messages (their delay is the queue's business, not the test's)."""
+        while self.queue.retries:
+            retry = self.queue.retries.pop(0)
+            self.inbox.append(Message(self.queue.next_message_id(), retry.batch.encode()))
+
+    def drain(self, redeliver_each: bool = False, limit: int = 10_000) -> None:
+        """Deliver until nothing is left; a failed or crashed delivery comes back after the visibility timeout."""
+        for _ in range(limit):
+            self.collect_retries()
+            if not self.inbox:
+                return
+            message = self.inbox.popleft()
+            try:
+                report = self.deliver(message)
+                failed = report.must_retry
+            except SimulatedCrash:
+                failed = True
+            if failed:
+                self.clock += VISIBILITY_TIMEOUT
+                self.inbox.append(message)
+            elif redeliver_each and message.receives == 1:
+                self.inbox.append(message)  # SQS at-least-once: the same message again
+        raise AssertionError("the pipeline did not drain")
+
+    # -- what tests look at ------------------------------------------------------------------
+    def job(self, job_id: str | None = None) -> Job:
+        job = self.jobs.get(job_id or self.job_ids[-1])
+        assert job is not None
+        return job
+
+    def delivered_per_address(self) -> Counter[str]:
+        return Counter(self.outbox.delivered_to())
+
+    def attempts_per_address(self) -> Counter[str]:
+        return Counter(e.to for e in self.outbox.recorded)
+
+    def first_message(self) -> Message:
+        return self.inbox[0]
+
+    @staticmethod
+    def batch_of(message: Message) -> ContactBatch:
+        return ContactBatch.decode(message.body)

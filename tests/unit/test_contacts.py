@@ -1,0 +1,78 @@
+"""Rows of a CSV file -> one verdict each: contact, invalid (with a reason) or duplicate."""
+
+import io
+
+import pytest
+from common.contacts import Contact, DuplicateRow, InvalidEmail, InvalidRow, clean_name, normalise_email, \
+    read_contacts
+
+
+def verdicts(text: str) -> list:
+    return list(read_contacts(io.StringIO(text, newline="")))
+
+
+def test_seed_format_rows_become_contacts_with_their_line_numbers():
+    rows = verdicts("David Smith, david.smith@example.com, 555-555-5555, 12345 Anywhere St, San Diego, CA, 92101\n"
+                    "Sarah Smith, sarah.smith@example.com, 222-222-2222, 67890 Anywhere St, San Diego, CA, 92101\n")
+    assert rows == [Contact("david.smith@example.com", "David Smith", 1),
+                    Contact("sarah.smith@example.com", "Sarah Smith", 2)]
+
+
+def test_a_header_row_is_recognised_and_its_columns_are_used():
+    rows = verdicts("email,Full Name\nann@example.com,Ann Lee\n")
+    assert rows == [Contact("ann@example.com", "Ann Lee", 2)]
+
+
+def test_quoted_fields_crlf_and_a_bom_decoded_from_bytes():
+    raw = '\ufeffName,Email\r\n"Smith, Bob","bob@example.com"\r\n'.encode()
+    text = io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8-sig", newline="")
+    assert list(read_contacts(text)) == [Contact("bob@example.com", "Smith, Bob", 2)]
+
+
+def test_emails_are_trimmed_lower_cased_and_stripped_of_mailto():
+    assert normalise_email("  MailTo:Ann.Lee@Example.COM ") == "ann.lee@example.com"
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "not-an-email", "a b@example.com", "ann@", "@example.com"])
+def test_malformed_emails_are_rejected_with_a_reason(raw):
+    with pytest.raises(InvalidEmail) as error:
+        normalise_email(raw)
+    assert str(error.value)
+
+
+def test_bad_rows_are_invalid_with_a_reason_and_never_stop_the_file():
+    rows = verdicts("Short Row\n"
+                    "No Email, , 555\n"
+                    "Bad, not-an-email\n"
+                    "Too, many@example.com, 1, 2, 3, 4, 5, 6\n"
+                    ", , , , , ,\n"
+                    "Good, good@example.com\n")
+    reasons = {r.row: r.reason for r in rows if isinstance(r, InvalidRow)}
+    assert reasons[1].startswith("too few columns")
+    assert reasons[2] == "missing email"
+    assert reasons[3].startswith("invalid email")
+    assert reasons[4].startswith("too many columns")
+    assert reasons[5] == "missing email"
+    assert rows[-1] == Contact("good@example.com", "Good", 6)
+
+
+def test_blank_lines_are_not_rows():
+    assert verdicts("\n\nAnn, ann@example.com\n\n") == [Contact("ann@example.com", "Ann", 3)]
+
+
+def test_the_same_email_twice_in_a_file_is_a_duplicate_whatever_its_case():
+    rows = verdicts("Ann, ann@example.com\nAnnie, ANN@example.com \n")
+    assert rows == [Contact("ann@example.com", "Ann", 1), DuplicateRow(2, "ann@example.com")]
+
+
+def test_names_lose_control_characters_and_extra_spaces():
+    assert clean_name(" Ann\r\nLee\x00  Jr ") == "Ann Lee Jr"
+
+
+def test_an_overlong_name_or_field_is_invalid():
+    rows = verdicts(f"{'x' * 201}, ann@example.com\nBob, bob@example.com, {'9' * 1001}\n")
+    assert [type(r) for r in rows] == [InvalidRow, InvalidRow]
+
+
+def test_an_empty_name_is_kept_and_greeted_generically():
+    assert verdicts(", ann@example.com\n") == [Contact("ann@example.com", "", 1)]

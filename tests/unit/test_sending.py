@@ -1,0 +1,239 @@
+"""At most one welcome email per address: across rows, files, redeliveries, crashes and retries."""
+
+from __future__ import annotations
+
+import pytest
+from common.queue import DeadLetterReason
+from common.sending import Verdict
+
+from tests.unit.conftest import SimulatedCrash
+from tests.unit.pipeline import Pipeline
+
+
+def rows(*emails: str) -> str:
+    return "".join(f"Name {i}, {email}, 555-555-5555, 1 Main St, Austin, TX, 73301\n"
+                   for i, email in enumerate(emails))
+
+
+@pytest.fixture
+def pipeline(aws) -> Pipeline:
+    # No random outcomes: tags decide, so each test says exactly what happens.
+    return Pipeline(aws, max_attempts=3, provider_settings={"bounce_rate": 0.0, "block_rate": 0.0})
+
+
+def assert_accounted(pipeline: Pipeline) -> None:
+    for job_id in pipeline.job_ids:
+        job = pipeline.job(job_id)
+        assert job.rows == job.invalid + job.duplicate + job.sent + job.bounced + job.exhausted + job.unknown, job
+        assert job.status.value == "SUCCEEDED"
+
+
+def test_a_contact_in_two_files_gets_one_email(pipeline):
+    # Given two files that share a contact (in different case)
+    pipeline.upload("incoming/a.csv", rows("ann@example.com", "bob@example.com"))
+    pipeline.upload("incoming/b.csv", rows("ANN@example.com", "cy@example.com"))
+    # When everything is delivered
+    pipeline.drain()
+    # Then each address got exactly one email and the second file counts ann as a duplicate
+    assert pipeline.delivered_per_address() == {"ann@example.com": 1, "bob@example.com": 1, "cy@example.com": 1}
+    first, second = (pipeline.job(j) for j in pipeline.job_ids)
+    assert (first.sent, first.duplicate) == (2, 0)
+    assert (second.sent, second.duplicate) == (1, 1)
+    assert_accounted(pipeline)
+
+
+def test_a_message_delivered_twice_sends_and_counts_once(pipeline):
+    pipeline.upload("incoming/a.csv", rows("ann@example.com", "bob@example.com"))
+    pipeline.drain(redeliver_each=True)
+    assert pipeline.attempts_per_address() == {"ann@example.com": 1, "bob@example.com": 1}
+    assert pipeline.reports[-1].tally == {Verdict.ALREADY_DONE: 2}
+    assert pipeline.job().sent == 2
+    assert_accounted(pipeline)
+
+
+def test_a_bounce_is_dead_lettered_and_never_retried(pipeline):
+    pipeline.upload("incoming/a.csv", rows("ann+bounce@example.com"))
+    pipeline.drain()
+    assert pipeline.attempts_per_address() == {"ann+bounce@example.com": 1}
+    (letter,) = pipeline.queue.letters
+    assert (letter.reason, letter.email, letter.source_key, letter.row) == (
+        DeadLetterReason.BOUNCED, "ann+bounce@example.com", "incoming/a.csv", 1)
+    assert "550" in letter.provider_response
+    assert pipeline.job().bounced == 1
+    assert_accounted(pipeline)
+
+
+def test_a_bounced_address_is_suppressed_in_later_files(pipeline):
+    pipeline.upload("incoming/a.csv", rows("ann+bounce@example.com"))
+    pipeline.drain()
+    pipeline.upload("incoming/b.csv", rows("ann+bounce@example.com"))
+    pipeline.drain()
+    assert pipeline.attempts_per_address() == {"ann+bounce@example.com": 1}
+    assert pipeline.job().duplicate == 1
+
+
+def test_a_blocked_contact_is_retried_with_growing_delays_until_delivered(pipeline):
+    pipeline.upload("incoming/a.csv", rows("ann+blocked@example.com"))
+    delays = []
+    while pipeline.inbox or pipeline.queue.retries:
+        delays += [r.delay_seconds for r in pipeline.queue.retries]
+        pipeline.collect_retries()
+        pipeline.deliver(pipeline.inbox.popleft())
+    assert [e.outcome.value for e in pipeline.outbox.recorded] == ["blocked", "blocked", "delivered"]
+    assert delays == [1, 1]  # full jitter at draw 0.5 of 1 s then 2 s
+    job = pipeline.job()
+    assert (job.sent, job.retried) == (1, 2)
+    assert_accounted(pipeline)
+
+
+def test_a_contact_blocked_past_the_cap_is_exhausted_and_dead_lettered(pipeline):
+    pipeline.upload("incoming/a.csv", rows("ann+blockedforever@example.com"))
+    pipeline.drain()
+    assert pipeline.attempts_per_address() == {"ann+blockedforever@example.com": 3}
+    (letter,) = pipeline.queue.letters
+    assert (letter.reason, letter.attempt) == (DeadLetterReason.BLOCKED_EXHAUSTED, 3)
+    job = pipeline.job()
+    assert (job.exhausted, job.retried) == (1, 2)
+    assert_accounted(pipeline)
+
+
+def test_a_crash_between_the_send_and_the_ledger_write_is_reconciled_not_resent(pipeline):
+    # Given the function dies right after the provider accepted ann's email
+    pipeline.upload("incoming/a.csv", rows("ann@example.com", "bob@example.com"))
+    pipeline.provider.crash_after_send.add("ann@example.com")
+    message = pipeline.inbox.popleft()
+    with pytest.raises(SimulatedCrash):
+        pipeline.deliver(message)
+    # When SQS delivers the message again before the claim's lease ran out
+    assert pipeline.deliver(message).tally[Verdict.RETRY_LATER] >= 1
+    # and again after it
+    pipeline.clock += 180
+    report = pipeline.deliver(message)
+    # Then the provider is asked, not called again
+    assert pipeline.attempts_per_address() == {"ann@example.com": 1, "bob@example.com": 1}
+    assert not report.must_retry
+    assert pipeline.job().sent == 2
+    assert_accounted(pipeline)
+
+
+def test_an_unknown_outcome_is_never_resent_when_the_provider_cannot_be_asked(aws):
+    pipeline = Pipeline(aws, can_look_up=False, provider_settings={"bounce_rate": 0.0, "block_rate": 0.0})
+    pipeline.upload("incoming/a.csv", rows("ann@example.com"))
+    pipeline.provider.crash_after_send.add("ann@example.com")
+    pipeline.drain()
+    assert pipeline.attempts_per_address() == {"ann@example.com": 1}
+    (letter,) = pipeline.queue.letters
+    assert letter.reason is DeadLetterReason.UNKNOWN_OUTCOME
+    assert pipeline.job().unknown == 1
+    assert_accounted(pipeline)
+
+
+def test_a_throttled_send_fails_only_its_record_and_is_sent_once_on_redelivery(pipeline):
+    pipeline.upload("incoming/a.csv", rows("ann@example.com", "bob@example.com"))
+    pipeline.provider.transient_for.add("ann@example.com")
+    message = pipeline.inbox[0]
+    report = pipeline.deliver(message)
+    assert report.must_retry and report.tally[Verdict.SENT] == 1
+    pipeline.drain()
+    assert pipeline.delivered_per_address() == {"ann@example.com": 1, "bob@example.com": 1}
+    assert_accounted(pipeline)
+
+
+def test_two_copies_of_a_retry_message_send_once(pipeline):
+    pipeline.upload("incoming/a.csv", rows("ann+blocked@example.com"))
+    pipeline.deliver(pipeline.inbox.popleft())
+    (retry,) = pipeline.queue.retries
+    pipeline.queue.retries.append(retry)  # the same retry enqueued twice (a redelivery re-sent it)
+    pipeline.drain()
+    assert [e.attempt for e in pipeline.outbox.recorded] == [1, 2, 3]
+    assert_accounted(pipeline)
+
+
+def test_a_crash_before_the_retry_is_enqueued_is_repaired_by_the_redelivery(pipeline):
+    pipeline.upload("incoming/a.csv", rows("ann+blocked@example.com"))
+    message = pipeline.inbox.popleft()
+    original = pipeline.queue.send_retries
+
+    def crash(retries):
+        pipeline.queue.send_retries = original
+        raise SimulatedCrash("died before the retry reached SQS")
+
+    pipeline.queue.send_retries = crash
+    with pytest.raises(SimulatedCrash):
+        pipeline.deliver(message)
+    assert pipeline.deliver(message).tally == {Verdict.ALREADY_DONE: 1}
+    pipeline.drain()
+    assert [e.outcome.value for e in pipeline.outbox.recorded] == ["blocked", "blocked", "delivered"]
+    assert pipeline.job().retried == 2
+    assert_accounted(pipeline)
+
+
+def test_the_same_file_parsed_twice_counts_and_sends_each_row_once(pipeline):
+    # Given a parse that died before finishing, so its job is still PARSING
+    text = rows("ann@example.com", "bob@example.com")
+    job_id = pipeline.upload("incoming/a.csv", text, etag="e1")
+    pipeline.jobs._client.update_item(
+        TableName=pipeline.deployment.outputs["JobsTableName"], Key={"job_id": {"S": job_id}, "item": {"S": "job"}},
+        UpdateExpression="SET stage = :p", ExpressionAttributeValues={":p": {"S": "PARSING"}})
+    # When Lambda retries the S3 event and the file is parsed again, enqueuing every row again
+    pipeline.upload("incoming/a.csv", text, etag="e1")
+    pipeline.drain()
+    # Then each row is sent and counted once
+    assert pipeline.attempts_per_address() == {"ann@example.com": 1, "bob@example.com": 1}
+    assert (pipeline.job(job_id).rows, pipeline.job(job_id).sent) == (2, 2)
+    assert_accounted(pipeline)
+
+
+def test_an_object_already_imported_is_not_parsed_again(pipeline):
+    pipeline.upload("incoming/a.csv", rows("ann@example.com"), etag="e1")
+    pipeline.upload("incoming/a.csv", rows("ann@example.com"), etag="e1")
+    assert len(pipeline.inbox) == 1
+
+
+def test_a_malformed_message_is_dead_lettered_with_its_body(pipeline):
+    from tests.unit.pipeline import Message
+
+    report = pipeline.deliver(Message("m-1", '{"not": "a batch"}'))
+    assert report.results == []
+    (letter,) = pipeline.queue.letters
+    assert letter.reason is DeadLetterReason.MALFORMED_MESSAGE
+    assert letter.message == '{"not": "a batch"}'
+
+
+def test_a_stale_copy_of_a_retry_never_takes_over_the_claim_of_its_twin(pipeline):
+    # Given two copies of the same retry, and the first copy's invocation dies right after sending
+    pipeline.upload("incoming/a.csv", rows("ann+blocked@example.com"))
+    pipeline.deliver(pipeline.inbox.popleft())
+    pipeline.collect_retries()
+    first = pipeline.inbox.popleft()
+    from tests.unit.pipeline import Message
+    twin = Message(pipeline.queue.next_message_id(), first.body)
+    pipeline.provider.crash_after_send.add("ann+blocked@example.com")
+    with pytest.raises(SimulatedCrash):
+        pipeline.deliver(first)
+    # When the twin arrives after the dead claim's lease ran out
+    pipeline.clock += 180
+    report = pipeline.deliver(twin)
+    # Then the twin stands aside: only a redelivery of the claim's own message may resume it
+    assert report.tally == {Verdict.STALE: 1}
+    pipeline.inbox.append(first)
+    pipeline.drain()
+    assert [e.attempt for e in pipeline.outbox.recorded] == [1, 2, 3]
+    assert_accounted(pipeline)
+
+
+def test_concurrent_invocations_racing_on_one_email_send_once(aws):
+    from concurrent.futures import ThreadPoolExecutor
+
+    for round_number in range(5):
+        pipeline = Pipeline(aws, provider_settings={"bounce_rate": 0.0, "block_rate": 0.0})
+        email = f"race{round_number}@example.com"
+        for name in ("a", "b", "c", "d"):
+            pipeline.upload(f"incoming/{name}-{round_number}.csv", rows(email), etag=f"{name}{round_number}")
+        messages = list(pipeline.inbox)
+        pipeline.inbox.clear()
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            reports = list(pool.map(pipeline.deliver, messages))
+        assert pipeline.attempts_per_address() == {email: 1}
+        assert sorted(r.results[0].verdict for r in reports) == sorted(
+            [Verdict.SENT] + [Verdict.DUPLICATE] * 3)
