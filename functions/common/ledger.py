@@ -79,17 +79,19 @@ class LedgerEntry:
     source_key: str = ""
     provider_message_id: str = ""
     detail: str = ""
+    unsent: bool = False  # released after the provider refused the email: safe to send on resume
 
 
 @dataclass(frozen=True, slots=True)
 class Move:
-    """Move a claim we hold to a new state (or, with state CLAIMED, just end its lease)."""
+    """Move a claim we hold to a new state (or, with state CLAIMED, release it: end its lease)."""
 
     claim: Claim
     state: State
     counter: Counter | None
     provider_message_id: str = ""
     detail: str = ""
+    unsent: bool = False  # with a release: the provider certainly did not take the email
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +154,7 @@ class DynamoLedger:
             return {"Update": {
                 "TableName": self._contacts,
                 "Key": {"email": {"S": claim.email}},
-                "UpdateExpression": "SET lease_until = :lease, updated_at = :now",
+                "UpdateExpression": "SET lease_until = :lease, updated_at = :now REMOVE unsent",
                 "ConditionExpression": "#state = :claimed AND #token = :token AND attempt = :attempt "
                                        "AND carrier = :carrier AND lease_until <= :before",
                 "ExpressionAttributeNames": {"#state": "state", "#token": "token"},
@@ -225,9 +227,10 @@ class DynamoLedger:
             ":attempt": {"N": str(claim.attempt)}, ":carrier": {"S": claim.carrier},
             ":state": {"S": transition.state.value}, ":now": {"S": _now_iso()}}
         update = "SET #state = :state, updated_at = :now"
-        if transition.state is State.CLAIMED:  # end the lease: the attempt is free to be resumed
-            update += ", lease_until = :zero"
+        if transition.state is State.CLAIMED:  # a release: the attempt is free to be resumed at once
+            update += ", lease_until = :zero, unsent = :unsent"
             values[":zero"] = {"N": "0"}
+            values[":unsent"] = {"BOOL": transition.unsent}
         if transition.provider_message_id:
             update += ", provider_message_id = :pmid"
             values[":pmid"] = {"S": transition.provider_message_id}
@@ -305,4 +308,5 @@ def _entry(item: dict[str, Any]) -> LedgerEntry:
     return LedgerEntry(email=text("email"), state=State(text("state")), token=text("token"),
                        attempt=int(number("attempt")), carrier=text("carrier"), lease_until=number("lease_until"),
                        job_id=text("job_id"), row=int(number("row")), source_key=text("source_key"),
-                       provider_message_id=text("provider_message_id"), detail=text("detail"))
+                       provider_message_id=text("provider_message_id"), detail=text("detail"),
+                       unsent=item.get("unsent", {}).get("BOOL", False))

@@ -45,7 +45,16 @@ class SendResult:
 
 
 class TransientProviderError(RuntimeError):
-    """Throttled or unreachable: nothing is known to have been sent; try the record again later."""
+    """Throttled or unreachable: try the record again later.
+
+    `maybe_sent` is False when the provider said it did not take the email (throttling), and
+    True when the answer was lost (a timeout after the request went out): then the retry must
+    ask the provider before sending again, or give the contact up as UNKNOWN.
+    """
+
+    def __init__(self, message: str, maybe_sent: bool = False):
+        super().__init__(message)
+        self.maybe_sent = maybe_sent
 
 
 class EmailProvider(Protocol):

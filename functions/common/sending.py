@@ -121,7 +121,7 @@ def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: R
 
     # 1. Claim every contact; sort the losers out by what holds their email.
     to_send: list[Claim] = []
-    to_resume: list[Claim] = []
+    to_resume: list[tuple[Claim, LedgerEntry]] = []
     claims = work.claims(report)
     lost = ports.ledger.claim(claims)
     for claim in claims:
@@ -130,8 +130,8 @@ def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: R
             continue
         entry = lost[claim.email]
         verdict = _verdict_for_existing(claim, entry, now)
-        if verdict == "resume":
-            to_resume.append(claim)
+        if verdict == "resume" and entry is not None:
+            to_resume.append((claim, entry))
         elif verdict == "follow_up" and entry is not None:
             work.follow_up_again(claim, entry)
             report.results.append(work.result(claim, Verdict.ALREADY_DONE, f"found {entry.state}, follow-up repeated"))
@@ -143,11 +143,13 @@ def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: R
 
     # 2. A claim whose holder died is taken over (conditionally: one resumer wins) and reconciled.
     if to_resume:
-        resumes = [replace(c, take_over_lease_before=now) for c in to_resume]
-        busy = ports.ledger.claim(resumes)
-        for claim in resumes:
+        resumes = [(replace(c, take_over_lease_before=now), entry) for c, entry in to_resume]
+        busy = ports.ledger.claim([c for c, _ in resumes])
+        for claim, entry in resumes:
             if claim.email in busy:
                 report.results.append(work.result(claim, Verdict.RETRY_LATER, "claim taken over elsewhere"))
+            elif entry.unsent:
+                to_send.append(claim)
             elif not ports.provider.can_look_up:
                 work.settle(claim, None, report, unknown=True)
             elif (known := ports.provider.look_up(work.idempotency_key(claim))) is not None:
@@ -162,7 +164,8 @@ def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: R
         if isinstance(outcome, SendResult):
             work.settle(claim, outcome, report)
         else:
-            work.transitions.append(Move(claim=claim, state=State.CLAIMED, counter=None))
+            work.transitions.append(Move(claim=claim, state=State.CLAIMED, counter=None,
+                                         unsent=not outcome.maybe_sent))
             report.results.append(work.result(claim, Verdict.RETRY_LATER, str(outcome)))
 
     # 4. Settle the ledger with the job counters, then write the follow-ups of what settled.
@@ -196,8 +199,8 @@ def _verdict_for_existing(claim: Claim, entry: LedgerEntry | None, now: float) -
     return "follow_up"
 
 
-def _send_safely(provider: EmailProvider) -> Callable[[EmailRequest], SendResult | Exception]:
-    def send(request: EmailRequest) -> SendResult | Exception:
+def _send_safely(provider: EmailProvider) -> Callable[[EmailRequest], SendResult | TransientProviderError]:
+    def send(request: EmailRequest) -> SendResult | TransientProviderError:
         try:
             return provider.send(request)
         except TransientProviderError as error:

@@ -54,12 +54,16 @@ class FaultyProvider:
         self.can_look_up = can_look_up
         self.crash_after_send: set[str] = set()
         self.transient_for: set[str] = set()
+        self.answer_lost_for: set[str] = set()
 
     def send(self, request: EmailRequest) -> SendResult:
         if request.to in self.transient_for:
             self.transient_for.discard(request.to)
             raise TransientProviderError("throttled")
         result = self.inner.send(request)
+        if request.to in self.answer_lost_for:
+            self.answer_lost_for.discard(request.to)
+            raise TransientProviderError("timed out waiting for the answer", maybe_sent=True)
         if request.to in self.crash_after_send:
             self.crash_after_send.discard(request.to)
             raise SimulatedCrash(f"crashed after sending to {request.to}")

@@ -139,6 +139,27 @@ def test_a_throttled_send_fails_only_its_record_and_is_sent_once_on_redelivery(p
     assert_accounted(pipeline)
 
 
+def test_a_lost_answer_is_looked_up_on_redelivery_not_resent(pipeline):
+    pipeline.upload("incoming/a.csv", rows("ann@example.com"))
+    pipeline.provider.answer_lost_for.add("ann@example.com")
+    pipeline.drain()
+    assert pipeline.attempts_per_address() == {"ann@example.com": 1}
+    assert pipeline.job().sent == 1
+    assert_accounted(pipeline)
+
+
+def test_a_lost_answer_becomes_unknown_when_the_provider_cannot_be_asked(aws):
+    pipeline = Pipeline(aws, can_look_up=False, provider_settings={"bounce_rate": 0.0, "block_rate": 0.0})
+    pipeline.upload("incoming/a.csv", rows("ann@example.com", "bob@example.com"))
+    pipeline.provider.answer_lost_for.add("ann@example.com")
+    pipeline.provider.transient_for.add("bob@example.com")  # refused: certainly not sent
+    pipeline.drain()
+    assert pipeline.attempts_per_address() == {"ann@example.com": 1, "bob@example.com": 1}
+    job = pipeline.job()
+    assert (job.unknown, job.sent) == (1, 1)
+    assert_accounted(pipeline)
+
+
 def test_two_copies_of_a_retry_message_send_once(pipeline):
     pipeline.upload("incoming/a.csv", rows("ann+blocked@example.com"))
     pipeline.deliver(pipeline.inbox.popleft())
