@@ -192,7 +192,8 @@ class DynamoLedger:
     # -- settling ---------------------------------------------------------------------------
     def settle(self, transitions: Sequence[Transition]) -> list[Transition]:
         by_job: dict[str, list[Transition]] = defaultdict(list)
-        for transition in transitions:
+        # One transaction cannot touch an item twice; a row counted twice is still one duplicate.
+        for transition in dict.fromkeys(transitions):
             by_job[transition.claim.job_id if isinstance(transition, Move) else transition.job_id].append(transition)
         rejected: list[Transition] = []
         room = MAX_TRANSACTION_ITEMS - 1  # one item is the job's counter shard

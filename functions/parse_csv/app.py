@@ -44,6 +44,7 @@ def lambda_handler(event: S3Event, context: LambdaContext) -> dict:
         tally = result.tally
         if result.already_imported:
             logger.info("object already imported; skipped")
+            metrics.add_metric(name="ObjectsAlreadyImported", unit=MetricUnit.Count, value=1)
         else:
             logger.info("file parsed", extra={"rows": tally.rows, "invalid": tally.invalid,
                                                "duplicate": tally.duplicate, "enqueued": tally.enqueued,

@@ -1,0 +1,98 @@
+"""The two handlers, fed the same events `sam local invoke -e` and `localcloud invoke -e` use."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+from common.config import ConfigError, SendSettings
+from common.messages import ContactBatch
+
+from tests.unit.conftest import FaultyProvider, MemoryOutbox
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "test"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test"
+    aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 30_000
+
+
+def load_handler(aws, monkeypatch, logical_id: str, module: str):
+    """Import the handler as Lambda would: with its environment from the template, fresh module state."""
+    for name, value in aws.functions[logical_id].environment.items():
+        monkeypatch.setenv(name, value)
+    sys.modules.pop(module, None)
+    return importlib.import_module(module)
+
+
+def event(name: str) -> dict:
+    return json.loads((EVENTS / name).read_text())
+
+
+def test_parse_csv_streams_the_uploaded_file_into_contact_batches(aws, monkeypatch):
+    # Given the sample file uploaded under the key the S3 event names (URL-encoded there)
+    bucket = aws.outputs["UploadsBucketName"]
+    boto3.client("s3").put_object(Bucket=bucket, Key="incoming/sample contacts.csv",
+                                  Body=(EVENTS / "sample contacts.csv").read_bytes())
+    app = load_handler(aws, monkeypatch, "ParseCsvFunction", "parse_csv.app")
+    # When the S3 event is handled
+    response = app.lambda_handler(event("s3_put.json"), LambdaContext())
+    # Then every row is judged and the valid, distinct contacts are enqueued together
+    (job,) = response["jobs"]
+    assert (job["rows"], job["invalid"], job["duplicate"], job["enqueued"]) == (6, 1, 1, 4)
+    messages = boto3.client("sqs").receive_message(QueueUrl=aws.outputs["ContactsQueueUrl"],
+                                                   MaxNumberOfMessages=10)["Messages"]
+    (batch,) = [ContactBatch.decode(m["Body"]) for m in messages]
+    assert [d.email for d in batch.deliveries] == ["david.smith@example.com", "sarah.smith@example.com",
+                                                    "bounce+bounce@example.com", "blocked+blocked@example.com"]
+    assert batch.source_key == "incoming/sample contacts.csv"
+    # And the same event again changes nothing
+    again = app.lambda_handler(event("s3_put.json"), LambdaContext())
+    assert again["jobs"][0]["already_imported"] is True
+
+
+def test_send_email_sends_records_and_dead_letters_per_contact(aws, monkeypatch):
+    app = load_handler(aws, monkeypatch, "SendEmailFunction", "send_email.app")
+    monkeypatch.setattr(app.ports.provider, "_sleep", lambda seconds: None)
+    response = app.lambda_handler(event("sqs_contacts.json"), LambdaContext())
+    assert response == {"batchItemFailures": []}
+    ledger = boto3.client("dynamodb").get_item(TableName=aws.outputs["ContactsTableName"],
+                                               Key={"email": {"S": "ann.lee@example.com"}})["Item"]
+    assert ledger["state"]["S"] == "SENT"
+    (letter,) = boto3.client("sqs").receive_message(QueueUrl=aws.outputs["DeadLetterQueueUrl"])["Messages"]
+    assert json.loads(letter["Body"])["reason"] == "bounced"
+
+
+def test_send_email_reports_only_the_record_that_must_come_back(aws, monkeypatch):
+    app = load_handler(aws, monkeypatch, "SendEmailFunction", "send_email.app")
+    provider = FaultyProvider(MemoryOutbox(), bounce_rate=0.0, block_rate=0.0)
+    provider.transient_for.add("ann.lee@example.com")
+    monkeypatch.setattr(app.ports, "provider", provider)
+    second = dict(event("sqs_contacts.json")["Records"][0], messageId="second-message")
+    second["body"] = ContactBatch("job-2", "incoming/b.csv", ContactBatch.decode(second["body"]).deliveries[1:]
+                                  ).encode()
+    records = [event("sqs_contacts.json")["Records"][0], second]
+    response = app.lambda_handler({"Records": records}, LambdaContext())
+    assert response == {"batchItemFailures": [{"itemIdentifier": "059f36b4-87a3-44ab-83d2-661975830a7d"}]}
+
+
+def test_missing_settings_fail_fast_naming_every_one():
+    with pytest.raises(ConfigError) as error:
+        SendSettings.from_env({"EMAIL_PROVIDER": "carrier-pigeon", "MAX_SEND_ATTEMPTS": "zero"})
+    message = str(error.value)
+    for expected in ("CONTACTS_TABLE is not set", "EMAIL_PROVIDER='carrier-pigeon'", "MAX_SEND_ATTEMPTS='zero'",
+                     "SENDER_ADDRESS is not set"):
+        assert expected in message
