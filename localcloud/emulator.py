@@ -71,8 +71,9 @@ def start_moto(endpoint: str, log_path: Path, detached: bool) -> Emulator:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "moto.server", "-H", parsed.hostname, "-p", str(parsed.port or 80)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detached)
+            [sys.executable, "-m", "localcloud.motoserver", "-H", parsed.hostname, "-p", str(parsed.port or 80)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detached,
+            cwd=Path(__file__).resolve().parent.parent)
     deadline = time.monotonic() + 30
     while not endpoint_answers(endpoint, timeout=0.5):
         if process.poll() is not None:

@@ -15,8 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import multiprocessing
+import os
 import queue
+import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -24,13 +27,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from localcloud.deploy import Deployment, FunctionSpec, S3Source, SqsSource
 from localcloud.emulator import aws_client, local_environment
-from localcloud.worker import serve
 
 DEFAULT_CONCURRENCY = 4
 # Lambda waits about 1 and then 2 minutes between asynchronous retries; locally seconds are enough.
@@ -65,14 +68,21 @@ class ExecutionEnvironment:
             "AWS_LAMBDA_FUNCTION_NAME": spec.name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb), "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group,
             "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream, "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+            "LAMBDA_TASK_ROOT": str(settings.code_dir), "TZ": ":UTC", "LANG": "en_US.UTF-8",
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             # No X-Ray daemon here.
             "POWERTOOLS_TRACE_DISABLED": "true"}
-        context = multiprocessing.get_context("spawn")
-        self._connection, child = context.Pipe()
-        self._process = context.Process(target=serve, args=(child, spec.handler, str(settings.code_dir),
-                                                            environment), daemon=True)
-        self._process.start()
-        child.close()
+        # A fresh interpreter per environment (not multiprocessing's spawn, which would re-import the
+        # caller's __main__), talking over a socket pair.
+        ours, theirs = socket.socketpair()
+        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "localcloud.worker", str(theirs.fileno())], pass_fds=[theirs.fileno()],
+            cwd=settings.root, env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(settings.root)},
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        theirs.close()
+        self._connection = Connection(ours.detach())
+        self._connection.send({"handler": spec.handler, "code_dir": str(settings.code_dir),
+                               "environment": environment})
 
     def invoke(self, event: Any, request_id: str) -> Invocation:
         spec = self.spec
@@ -98,12 +108,13 @@ class ExecutionEnvironment:
 
     @property
     def alive(self) -> bool:
-        return self._process.is_alive()
+        return self._process.poll() is None
 
     def close(self) -> None:
-        if self._process.is_alive():
+        if self.alive:
             self._process.kill()
-        self._process.join(timeout=5)
+        self._process.wait(timeout=5)
+        self._connection.close()
 
 
 class CloudWatchLogWriter:

@@ -58,6 +58,7 @@ def _error_payload(error: BaseException) -> dict[str, Any]:
 
 
 def serve(connection: Connection, handler: str, code_dir: str, environment: dict[str, str]) -> None:
+    os.environ.clear()  # a Lambda sandbox sees only its own environment
     os.environ.update(environment)
     sys.path.insert(0, code_dir)
     capture = _Capture()
@@ -91,3 +92,14 @@ def serve(connection: Connection, handler: str, code_dir: str, environment: dict
             "duration_ms": (time.perf_counter() - started) * 1000,
             "init_ms": init_ms, "max_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024})
         init_ms = 0.0
+
+
+def main() -> None:
+    """`python -m localcloud.worker FD`: FD is this end of a socket pair; the first message says what to run."""
+    connection = Connection(int(sys.argv[1]))
+    setup = connection.recv()
+    serve(connection, setup["handler"], setup["code_dir"], setup["environment"])
+
+
+if __name__ == "__main__":
+    main()

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from common.provider import EmailRequest, OutboxEntry, SendResult, SimulatedProvider, TransientProviderError
-from common.config import SimulatedProviderSettings
 from moto import mock_aws
 
+from common.config import SimulatedProviderSettings
+from common.provider import EmailRequest, OutboxEntry, SendResult, SimulatedProvider, TransientProviderError
 from localcloud.deploy import Deployment, deploy
 from localcloud.settings import CloudSettings
 

@@ -8,12 +8,12 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import boto3
+
 from common.jobs import DynamoJobs, Job, Upload
 from common.ledger import DynamoLedger
 from common.messages import ContactBatch
 from common.parsing import import_upload
 from common.sending import BatchReport, RetryPolicy, SendPorts, deliver_message
-
 from localcloud.deploy import Deployment
 from tests.unit.conftest import FaultyProvider, MemoryOutbox, MemoryQueue, SimulatedCrash
 
@@ -57,7 +57,7 @@ class Pipeline:
         upload = Upload(bucket="bucket", key=key, etag=etag or f"etag-{len(self.job_ids)}")
 
         class Sink:
-            def send(sink, batches) -> int:  # noqa: N805 - a tiny adapter
+            def send(sink, batches) -> int:
                 count = 0
                 for batch in batches:
                     self.inbox.append(Message(self.queue.next_message_id(), batch.encode()))

@@ -3,8 +3,8 @@
 import io
 
 import pytest
-from common.contacts import Contact, DuplicateRow, InvalidEmail, InvalidRow, clean_name, normalise_email, \
-    read_contacts
+
+from common.contacts import Contact, DuplicateRow, InvalidEmail, InvalidRow, clean_name, normalise_email, read_contacts
 
 
 def verdicts(text: str) -> list:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import boto3
 import pytest
+
 from common.config import ConfigError, SendSettings
 from common.messages import ContactBatch
-
 from tests.unit.conftest import FaultyProvider, MemoryOutbox
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"

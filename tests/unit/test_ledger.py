@@ -2,6 +2,7 @@
 
 import boto3
 import pytest
+
 from common.jobs import DynamoJobs, JobStatus, ParseTally, Upload
 from common.ledger import Claim, Counter, DuplicateMark, DynamoLedger, Move, State
 

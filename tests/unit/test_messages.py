@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from common.messages import ContactBatch, Delivery, MalformedMessage, claim_token, pack_batches
 
 

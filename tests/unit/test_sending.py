@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from common.queue import DeadLetterReason
 from common.sending import Verdict
-
 from tests.unit.conftest import SimulatedCrash
 from tests.unit.pipeline import Pipeline
 

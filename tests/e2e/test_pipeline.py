@@ -1,0 +1,105 @@
+"""The whole pipeline on the embedded local cloud: S3 -> parse_csv -> SQS -> send_email -> provider."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from localcloud.cloud import LocalCloud, Uploaded
+from localcloud.samples import write_sample
+
+pytestmark = pytest.mark.e2e
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+def outbox_for(cloud: LocalCloud, job_ids: set[str]) -> list:
+    return [e for e in cloud.outbox() if e.idempotency_key.rsplit("#", 2)[0] in job_ids]
+
+
+def test_two_files_sharing_contacts_send_at_most_one_email_per_address(cloud, tmp_path):
+    # Given two files in the seed's format that share 60 contacts, with bad rows and tagged addresses
+    first = write_sample(tmp_path / "first.csv", 260, start=10_000, invalid_every=37)
+    second = write_sample(tmp_path / "second.csv", 120, start=10_100)
+    # When both are uploaded and the pipeline settles
+    uploaded = cloud.upload([first, second])
+    jobs = cloud.wait(uploaded, timeout=180)
+    # Then every row is in exactly one counter
+    for job in jobs:
+        assert job.status.value == "SUCCEEDED", job
+        assert job.rows == job.invalid + job.duplicate + job.sent + job.bounced + job.exhausted + job.unknown
+    # (whichever file is claimed first, the other one counts the shared contacts as duplicates)
+    assert sum(j.invalid for j in jobs) > 0 and sum(j.duplicate for j in jobs) >= 60
+    # And the provider accepted at most one email per address, as many as the jobs counted sent
+    attempts = outbox_for(cloud, {u.job_id for u in uploaded})
+    delivered = Counter(e.to for e in attempts if e.outcome.value == "delivered")
+    assert max(delivered.values()) == 1
+    assert len(delivered) == sum(j.sent for j in jobs)
+    # And every bounce and exhausted contact is in the DLQ with its reason
+    letters = [d for d in cloud.dead_letters() if d.get("job_id") in {u.job_id for u in uploaded}]
+    reasons = Counter(d["reason"] for d in letters)
+    assert reasons["bounced"] == sum(j.bounced for j in jobs)
+    assert reasons["blocked-exhausted"] == sum(j.exhausted for j in jobs) > 0
+
+
+def test_a_plain_s3_put_triggers_the_pipeline_and_the_logs_are_lambda_like_json(cloud, tmp_path):
+    # Given a file dropped into incoming/ with a plain PutObject (what `aws s3 cp` does)
+    key = "incoming/dropped by hand.csv"
+    body = "Ann Lee, ann.lee.dropped@example.com, 555-555-5555, 1 Main St, Austin, TX, 73301\n"
+    etag = cloud.client("s3").put_object(Bucket=cloud.bucket, Key=key, Body=body.encode())["ETag"].strip('"')
+    job_id = f"{cloud.bucket}/{key}@{etag}"
+    # When it settles
+    (job,) = cloud.wait([Uploaded(key=key, job_id=job_id)], timeout=60)
+    assert (job.rows, job.sent) == (1, 1)
+    # Then the send function's log group has START/END/REPORT lines and JSON lines without the address
+    lines = [e["message"] for e in cloud.log_events("SendEmailFunction")]
+    assert any(line.startswith("START RequestId:") for line in lines)
+    assert any(line.startswith("REPORT RequestId:") and "Max Memory Used" in line for line in lines)
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    mine = [r for r in records if r.get("job_id") == job_id]
+    assert mine and mine[0]["outcome"] == "sent" and mine[0]["service"] == "send_email"
+    assert not [line for line in lines if "ann.lee.dropped@example.com" in line]
+
+
+def test_objects_outside_incoming_or_not_csv_are_not_imported(cloud):
+    s3 = cloud.client("s3")
+    before = len(cloud.jobs())
+    s3.put_object(Bucket=cloud.bucket, Key="elsewhere/contacts.csv", Body=b"A, a@example.com\n")
+    s3.put_object(Bucket=cloud.bucket, Key="incoming/contacts.txt", Body=b"A, a@example.com\n")
+    time.sleep(3)
+    assert len(cloud.jobs()) == before
+
+
+def test_invoke_runs_a_function_once_with_an_event_file(cloud):
+    # The Docker-free twin of `sam local invoke ParseCsvFunction -e events/s3_put.json`
+    cloud.client("s3").put_object(Bucket=cloud.bucket, Key="incoming/sample contacts.csv",
+                                  Body=(EVENTS / "sample contacts.csv").read_bytes())
+    event = json.loads((EVENTS / "s3_put.json").read_text())
+    invocation = cloud.invoke("ParseCsvFunction", event)
+    assert invocation.ok, invocation.error
+    (job,) = invocation.response["jobs"]
+    assert (job["rows"], job["invalid"], job["duplicate"], job["enqueued"]) == (6, 1, 1, 4)
+    invocation = cloud.invoke("SendEmailFunction", json.loads((EVENTS / "sqs_contacts.json").read_text()))
+    assert invocation.ok and invocation.response == {"batchItemFailures": []}
+    assert "START RequestId" not in invocation.log and '"service":"send_email"' in invocation.log
+
+
+def test_a_parse_that_keeps_failing_lands_in_the_on_failure_queue(cloud):
+    # Given an S3 notification for an object that is gone by the time the function runs
+    spec = cloud.deployment.function("ParseCsvFunction")
+    event = json.loads((EVENTS / "s3_put.json").read_text())
+    event["Records"][0]["s3"]["object"]["key"] = "incoming/vanished.csv"
+    cloud.client("sqs").send_message(QueueUrl=spec.s3_sources[0].notification_queue_url, MessageBody=json.dumps(event))
+    # When Lambda's asynchronous retries are used up
+    deadline = time.monotonic() + 60
+    while not (failures := cloud.dead_letters("ParseFailuresQueueUrl")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    # Then a failure record with the event and the error is on the function's on-failure destination
+    (failure,) = failures
+    assert failure["requestContext"]["condition"] == "RetriesExhausted"
+    assert failure["requestContext"]["approximateInvokeCount"] == 1 + spec.async_retries
+    assert failure["requestPayload"]["Records"][0]["s3"]["object"]["key"] == "incoming/vanished.csv"
+    assert failure["responsePayload"]["errorType"] == "NoSuchKey"
