@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -99,10 +100,11 @@ class SendPorts:
     dead_letters: DeadLetters
     map_concurrently: Callable[[Callable[[EmailRequest], object], Iterable[EmailRequest]], Iterable[object]] = map
     draw: Callable[[], float] = random.random
+    clock: Callable[[], float] = time.time
 
 
 def deliver_message(body: str, carrier: str, ports: SendPorts, policy: RetryPolicy,
-                    now: float, lease_until: float) -> BatchReport:
+                    now: float, lease_until: float, send_deadline: float | None = None) -> BatchReport:
     """A message that cannot be read is dead-lettered with the reason, not retried forever."""
     try:
         batch = ContactBatch.decode(body)
@@ -111,11 +113,11 @@ def deliver_message(body: str, carrier: str, ports: SendPorts, policy: RetryPoli
                                            source_key="", row=0, attempt=0, provider_response=str(error),
                                            message=body[:10_000])])
         return BatchReport()
-    return deliver_batch(batch, carrier, ports, policy, now, lease_until)
+    return deliver_batch(batch, carrier, ports, policy, now, lease_until, send_deadline)
 
 
 def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: RetryPolicy,
-                  now: float, lease_until: float) -> BatchReport:
+                  now: float, lease_until: float, send_deadline: float | None = None) -> BatchReport:
     report = BatchReport()
     work = _Work(batch, carrier, lease_until, policy.max_attempts)
 
@@ -160,7 +162,8 @@ def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: R
     # 3. Send the claimed contacts, many in flight at once.
     requests = [EmailRequest(to=c.email, name=c.name, attempt=c.attempt, idempotency_key=work.idempotency_key(c))
                 for c in to_send]
-    for claim, outcome in zip(to_send, ports.map_concurrently(_send_safely(ports.provider), requests), strict=True):
+    send = _send_safely(ports.provider, send_deadline, ports.clock)
+    for claim, outcome in zip(to_send, ports.map_concurrently(send, requests), strict=True):
         if isinstance(outcome, SendResult):
             work.settle(claim, outcome, report)
         else:
@@ -199,8 +202,15 @@ def _verdict_for_existing(claim: Claim, entry: LedgerEntry | None, now: float) -
     return "follow_up"
 
 
-def _send_safely(provider: EmailProvider) -> Callable[[EmailRequest], SendResult | TransientProviderError]:
+class DeadlineReached(TransientProviderError):
+    """Too little of the invocation is left to start a send: the claim is released, unsent."""
+
+
+def _send_safely(provider: EmailProvider, deadline: float | None,
+                 clock: Callable[[], float]) -> Callable[[EmailRequest], SendResult | TransientProviderError]:
     def send(request: EmailRequest) -> SendResult | TransientProviderError:
+        if deadline is not None and clock() >= deadline:
+            return DeadlineReached("the invocation is about to time out; not started")
         try:
             return provider.send(request)
         except TransientProviderError as error:

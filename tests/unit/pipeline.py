@@ -45,7 +45,7 @@ class Pipeline:
                                    sleep=lambda s: None)
         self.jobs = DynamoJobs(outputs["JobsTableName"], client=dynamodb)
         self.ports = SendPorts(ledger=self.ledger, provider=self.provider, retries=self.queue,
-                               dead_letters=self.queue, draw=lambda: 0.5)
+                               dead_letters=self.queue, draw=lambda: 0.5, clock=lambda: self.clock)
         self.policy = RetryPolicy(max_attempts=self.max_attempts, base_delay_seconds=1, max_delay_seconds=8)
         self.inbox: deque[Message] = deque()
         self.clock = 1_000_000.0
@@ -69,10 +69,11 @@ class Pipeline:
         return result.job_id
 
     # -- the send side -----------------------------------------------------------------------
-    def deliver(self, message: Message) -> BatchReport:
+    def deliver(self, message: Message, seconds_left: float | None = None) -> BatchReport:
         message.receives += 1
         report = deliver_message(message.body, message.message_id, self.ports, self.policy, now=self.clock,
-                                 lease_until=self.clock + LEASE_SECONDS)
+                                 lease_until=self.clock + LEASE_SECONDS,
+                                 send_deadline=None if seconds_left is None else self.clock + seconds_left)
         self.reports.append(report)
         return report
 

@@ -258,3 +258,24 @@ def test_concurrent_invocations_racing_on_one_email_send_once(aws):
         assert pipeline.attempts_per_address() == {email: 1}
         assert sorted(r.results[0].verdict for r in reports) == sorted(
             [Verdict.SENT] + [Verdict.DUPLICATE] * 3)
+
+
+def test_sends_stop_before_the_invocation_times_out_and_the_rest_is_sent_on_redelivery(pipeline):
+    # Given each send takes 10 s and the invocation has 25 s left
+    pipeline.upload("incoming/a.csv", rows(*(f"c{n}@example.com" for n in range(5))))
+    send = pipeline.provider.send
+
+    def slow_send(request):
+        pipeline.clock += 10
+        return send(request)
+
+    pipeline.provider.send = slow_send
+    message = pipeline.inbox.popleft()
+    # When the batch is delivered
+    report = pipeline.deliver(message, seconds_left=25)
+    # Then the sends that could not start in time are released, not left claimed, and the message comes back
+    assert report.tally == {Verdict.SENT: 3, Verdict.RETRY_LATER: 2}
+    pipeline.inbox.append(message)
+    pipeline.drain()
+    assert pipeline.attempts_per_address() == {f"c{n}@example.com": 1 for n in range(5)}
+    assert_accounted(pipeline)
