@@ -279,3 +279,4 @@ def test_sends_stop_before_the_invocation_times_out_and_the_rest_is_sent_on_rede
     pipeline.drain()
     assert pipeline.attempts_per_address() == {f"c{n}@example.com": 1 for n in range(5)}
     assert_accounted(pipeline)
+
