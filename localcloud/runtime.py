@@ -36,6 +36,7 @@ from localcloud.deploy import Deployment, FunctionSpec, S3Source, SqsSource
 from localcloud.emulator import aws_client, local_environment
 
 DEFAULT_CONCURRENCY = 4
+INIT_TIMEOUT_SECONDS = 60  # a cold start (importing the handler) is not part of the invocation's timeout
 # Lambda waits about 1 and then 2 minutes between asynchronous retries; locally seconds are enough.
 ASYNC_RETRY_DELAYS = (1.0, 2.0)
 POLL_WAIT_SECONDS = 1
@@ -83,16 +84,23 @@ class ExecutionEnvironment:
         self._connection = Connection(ours.detach())
         self._connection.send({"handler": spec.handler, "code_dir": str(settings.code_dir),
                                "environment": environment})
+        self._ready = False
 
     def invoke(self, event: Any, request_id: str) -> Invocation:
         spec = self.spec
+        if not self._ready:
+            if not self._connection.poll(INIT_TIMEOUT_SECONDS):
+                self.close()
+                return Invocation(spec.name, request_id, None, {"errorType": "Runtime.InitTimeout",
+                                  "errorMessage": f"init took over {INIT_TIMEOUT_SECONDS} s"}, "", 0, 0, 0)
+            self._connection.recv()
+            self._ready = True
         deadline = time.time() + spec.timeout_seconds
         self._connection.send({"event": event, "context": {
             "function_name": spec.name, "function_version": "$LATEST", "invoked_function_arn": spec.arn,
             "memory_limit_in_mb": spec.memory_mb, "aws_request_id": request_id, "log_group_name": spec.log_group,
             "log_stream_name": self.log_stream, "deadline": deadline}})
-        # The first invocation also waits for the cold start, as Lambda's init phase does not count.
-        if self._connection.poll(spec.timeout_seconds + 30):
+        if self._connection.poll(spec.timeout_seconds + 0.5):
             try:
                 result = self._connection.recv()
                 return Invocation(function=spec.name, request_id=request_id, **result)

@@ -73,6 +73,7 @@ def serve(connection: Connection, handler: str, code_dir: str, environment: dict
         init_error = _error_payload(error)
         print(json.dumps(init_error))
     init_ms = (time.perf_counter() - started) * 1000
+    connection.send({"ready": True})
     while True:
         try:
             request = connection.recv()

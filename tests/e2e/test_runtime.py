@@ -1,0 +1,57 @@
+"""The local Lambda runtime's own semantics: context, timeouts, errors, warm environments, concurrency."""
+
+from __future__ import annotations
+
+import pytest
+
+from localcloud.deploy import Deployment, FunctionSpec
+from localcloud.runtime import CloudWatchLogWriter, FunctionPool
+from localcloud.samples import write_sample
+
+pytestmark = pytest.mark.e2e
+
+
+def pool_for(cloud, handler: str, timeout: int = 3) -> FunctionPool:
+    deployment: Deployment = cloud.deployment
+    spec = FunctionSpec(logical_id="Probe", name="probe", arn="arn:aws:lambda:us-east-1:123456789012:function:probe",
+                        handler=f"tests.e2e.handlers_for_runtime.{handler}", timeout_seconds=timeout,
+                        memory_mb=128, environment={"POWERTOOLS_SERVICE_NAME": "probe"})
+    return FunctionPool(spec, deployment, CloudWatchLogWriter(deployment), concurrency=1)
+
+
+def test_a_warm_environment_is_reused_and_sees_the_template_timeout(cloud):
+    pool = pool_for(cloud, "sleepy")
+    first, second = pool.invoke({}), pool.invoke({})
+    assert first.ok and second.ok
+    assert first.response["pid"] == second.response["pid"]
+    assert first.init_ms > 0 and second.init_ms == 0
+    assert 2_000 < first.response["remaining_ms"] <= 3_000
+    assert first.response["function"] == "probe"
+    pool.close()
+
+
+def test_an_invocation_past_its_timeout_is_killed_and_the_next_one_starts_fresh(cloud):
+    pool = pool_for(cloud, "sleepy", timeout=1)
+    slow = pool.invoke({"seconds": 40})
+    assert slow.timed_out and slow.error["errorType"] == "Sandbox.Timedout"
+    assert slow.error["errorMessage"] == "Task timed out after 1.00 seconds"
+    fresh = pool.invoke({})
+    assert fresh.ok and fresh.init_ms > 0
+    pool.close()
+
+
+def test_an_exception_is_the_invocations_error_like_lambdas(cloud):
+    pool = pool_for(cloud, "failing")
+    failed = pool.invoke({})
+    assert failed.error["errorType"] == "ValueError" and failed.error["errorMessage"] == "bad input"
+    assert failed.error["stackTrace"]
+    pool.close()
+
+
+def test_the_send_function_never_runs_more_environments_than_its_maximum_concurrency(cloud, tmp_path):
+    # Given more contact batches than the send function may process at once
+    cloud.wait(cloud.upload([write_sample(tmp_path / "many.csv", 600, start=50_000)]), timeout=120)
+    spec = cloud.deployment.function("SendEmailFunction")
+    limit = spec.sqs_sources[0].max_concurrency
+    streams = cloud.client("logs").describe_log_streams(logGroupName=spec.log_group)["logStreams"]
+    assert streams and len(streams) <= limit
