@@ -154,13 +154,7 @@ class LocalCloud:
             sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
                 for i, m in enumerate(messages[start:start + 10])])
-        letters = []
-        for message in messages:
-            try:
-                letters.append(json.loads(message["Body"]))
-            except json.JSONDecodeError:
-                letters.append({"reason": "unreadable", "message": message["Body"]})
-        return letters
+        return [_letter(message["Body"]) for message in messages]
 
     def log_events(self, function: str, since_ms: int | None = None,
                    contains: str | None = None) -> Iterator[dict[str, Any]]:
@@ -179,3 +173,16 @@ class LocalCloud:
         for event in events:
             if contains is None or contains in event["message"]:
                 yield event
+
+
+def _letter(body: str) -> dict[str, Any]:
+    """A dead letter as written by send_email, or a contact batch the queue's redrive policy moved here."""
+    try:
+        letter = json.loads(body)
+    except json.JSONDecodeError:
+        return {"reason": "unreadable", "message": body}
+    if isinstance(letter, dict) and "reason" not in letter and "contacts" in letter:
+        return {"reason": "max-receives-exceeded", "job_id": letter.get("job", ""),
+                "source_key": letter.get("key", ""), "contacts": len(letter.get("contacts", [])),
+                "message": body}
+    return letter

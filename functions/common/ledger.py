@@ -80,6 +80,7 @@ class LedgerEntry:
     provider_message_id: str = ""
     detail: str = ""
     unsent: bool = False  # released after the provider refused the email: safe to send on resume
+    next_attempt_at: float = 0.0  # BLOCKED: when the delayed retry becomes visible
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,7 @@ class Move:
     provider_message_id: str = ""
     detail: str = ""
     unsent: bool = False  # with a release: the provider certainly did not take the email
+    next_attempt_at: float = 0.0  # with BLOCKED: when the retry is due
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +237,9 @@ class DynamoLedger:
         if transition.provider_message_id:
             update += ", provider_message_id = :pmid"
             values[":pmid"] = {"S": transition.provider_message_id}
+        if transition.next_attempt_at:
+            update += ", next_attempt_at = :next"
+            values[":next"] = {"N": f"{transition.next_attempt_at:.3f}"}
         if transition.detail:
             update += ", detail = :detail"
             values[":detail"] = {"S": transition.detail[:500]}
@@ -310,4 +315,4 @@ def _entry(item: dict[str, Any]) -> LedgerEntry:
                        attempt=int(number("attempt")), carrier=text("carrier"), lease_until=number("lease_until"),
                        job_id=text("job_id"), row=int(number("row")), source_key=text("source_key"),
                        provider_message_id=text("provider_message_id"), detail=text("detail"),
-                       unsent=item.get("unsent", {}).get("BOOL", False))
+                       unsent=item.get("unsent", {}).get("BOOL", False), next_attempt_at=number("next_attempt_at"))

@@ -119,7 +119,7 @@ def deliver_message(body: str, carrier: str, ports: SendPorts, policy: RetryPoli
 def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: RetryPolicy,
                   now: float, lease_until: float, send_deadline: float | None = None) -> BatchReport:
     report = BatchReport()
-    work = _Work(batch, carrier, lease_until, policy.max_attempts)
+    work = _Work(batch, carrier, lease_until, policy, ports.draw, now)
 
     # 1. Claim every contact; sort the losers out by what holds their email.
     to_send: list[Claim] = []
@@ -135,7 +135,7 @@ def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: R
         if verdict == "resume" and entry is not None:
             to_resume.append((claim, entry))
         elif verdict == "follow_up" and entry is not None:
-            work.follow_up_again(claim, entry)
+            work.follow_up_again(claim, entry, now)
             report.results.append(work.result(claim, Verdict.ALREADY_DONE, f"found {entry.state}, follow-up repeated"))
         elif verdict is Verdict.DUPLICATE:
             work.transitions.append(DuplicateMark(job_id=batch.job_id, row=claim.row, carrier=carrier))
@@ -179,8 +179,7 @@ def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: R
         if id(move) in rejected and isinstance(move, Move):
             report.results.append(work.result(move.claim, Verdict.STALE, "claim lost before settling"))
     if retries:
-        ports.retries.send_retries([DelayedRetry(batch=r, delay_seconds=policy.delay_before(
-            r.deliveries[0].attempt, ports.draw())) for r in retries])
+        ports.retries.send_retries(retries)
     if letters:
         ports.dead_letters.put(letters)
     return report
@@ -221,13 +220,16 @@ def _send_safely(provider: EmailProvider, deadline: float | None,
 class _Work:
     """The moves and follow-ups one delivery of a batch accumulates."""
 
-    def __init__(self, batch: ContactBatch, carrier: str, lease_until: float, max_attempts: int):
+    def __init__(self, batch: ContactBatch, carrier: str, lease_until: float, policy: RetryPolicy,
+                 draw: Callable[[], float], now: float):
         self.batch = batch
-        self.max_attempts = max_attempts
+        self.policy = policy
+        self.draw = draw
+        self.now = now
         self.carrier = carrier
         self.lease_until = lease_until
         self.transitions: list[Transition] = []
-        self.retries: list[tuple[Move, ContactBatch]] = []
+        self.retries: list[tuple[Move, DelayedRetry]] = []
         self.letters: list[tuple[Move, DeadLetter]] = []
         self._deliveries = {d.email: d for d in batch.deliveries}
 
@@ -263,38 +265,44 @@ class _Work:
         elif sent.outcome is Outcome.BOUNCED:
             self._move(claim, State.BOUNCED, Counter.BOUNCED, report, Verdict.BOUNCED, sent.provider_message_id,
                        sent.detail, letter=DeadLetterReason.BOUNCED)
-        elif claim.attempt < self.max_attempts:
+        elif claim.attempt < self.policy.max_attempts:
+            delay = self.policy.delay_before(claim.attempt + 1, self.draw())
             move = self._move(claim, State.BLOCKED, Counter.RETRIED, report, Verdict.RETRY_SCHEDULED,
-                              sent.provider_message_id, sent.detail)
-            self.retries.append((move, self._retry_batch(claim)))
+                              sent.provider_message_id, sent.detail, next_attempt_at=self.now + delay)
+            self.retries.append((move, self._retry(claim, delay)))
         else:
             self._move(claim, State.EXHAUSTED, Counter.EXHAUSTED, report, Verdict.EXHAUSTED,
                        sent.provider_message_id, sent.detail, letter=DeadLetterReason.BLOCKED_EXHAUSTED)
 
-    def follow_up_again(self, claim: Claim, entry: LedgerEntry) -> None:
+    def follow_up_again(self, claim: Claim, entry: LedgerEntry, now: float) -> None:
         """A redelivery found our own settled move: its follow-up may not have been written."""
         move = Move(claim=claim, state=entry.state, counter=None)
         if entry.state is State.BLOCKED:
-            self.retries.append((move, self._retry_batch(claim)))
+            delay = min(self.policy.max_delay_seconds, max(0, math.ceil(entry.next_attempt_at - now)))
+            self.retries.append((move, self._retry(claim, delay)))
             return
         reason = {State.BOUNCED: DeadLetterReason.BOUNCED, State.EXHAUSTED: DeadLetterReason.BLOCKED_EXHAUSTED,
                   State.UNKNOWN: DeadLetterReason.UNKNOWN_OUTCOME}[entry.state]
         self.letters.append((move, self._letter(claim, reason, entry.detail)))
 
     def _move(self, claim: Claim, state: State, counter: Counter, report: BatchReport, verdict: Verdict,
-              provider_message_id: str, detail: str, letter: DeadLetterReason | None = None) -> Move:
+              provider_message_id: str, detail: str, letter: DeadLetterReason | None = None,
+              next_attempt_at: float = 0.0) -> Move:
         move = Move(claim=claim, state=state, counter=counter, provider_message_id=provider_message_id,
-                    detail=detail)
+                    detail=detail, next_attempt_at=next_attempt_at)
         self.transitions.append(move)
         report.results.append(self.result(claim, verdict, detail))
         if letter is not None:
             self.letters.append((move, self._letter(claim, letter, detail)))
         return move
 
-    def _retry_batch(self, claim: Claim) -> ContactBatch:
-        return ContactBatch(job_id=claim.job_id, source_key=claim.source_key,
-                            deliveries=(Delivery(email=claim.email, name=claim.name, row=claim.row,
-                                                 attempt=claim.attempt + 1),))
+    @staticmethod
+    def _retry(claim: Claim, delay_seconds: int) -> DelayedRetry:
+        """The next attempt, one contact per message, carrying the same token (job id and row)."""
+        return DelayedRetry(batch=ContactBatch(
+            job_id=claim.job_id, source_key=claim.source_key,
+            deliveries=(Delivery(email=claim.email, name=claim.name, row=claim.row, attempt=claim.attempt + 1),)),
+            delay_seconds=delay_seconds)
 
     def _letter(self, claim: Claim, reason: DeadLetterReason, detail: str) -> DeadLetter:
         return DeadLetter(reason=reason, email=claim.email, name=claim.name, job_id=claim.job_id,

@@ -103,3 +103,12 @@ def test_a_parse_that_keeps_failing_lands_in_the_on_failure_queue(cloud):
     assert failure["requestContext"]["approximateInvokeCount"] == 1 + spec.async_retries
     assert failure["requestPayload"]["Records"][0]["s3"]["object"]["key"] == "incoming/vanished.csv"
     assert failure["responsePayload"]["errorType"] == "NoSuchKey"
+
+
+def test_a_batch_the_redrive_policy_moved_is_shown_with_a_reason(cloud):
+    from common.messages import ContactBatch, Delivery
+
+    body = ContactBatch("job", "incoming/x.csv", (Delivery("a@example.com", "A", 1),)).encode()
+    cloud.client("sqs").send_message(QueueUrl=cloud.deployment.output("DeadLetterQueueUrl"), MessageBody=body)
+    letters = [d for d in cloud.dead_letters() if d.get("reason") == "max-receives-exceeded"]
+    assert letters and letters[-1]["source_key"] == "incoming/x.csv" and letters[-1]["contacts"] == 1

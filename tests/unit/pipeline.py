@@ -77,6 +77,28 @@ class Pipeline:
         self.reports.append(report)
         return report
 
+    def crash_once_at(self, step: str) -> None:
+        """Make the next delivery die at a step: before_claim, after_claim, before_settle or after_settle."""
+        ledger = self.ledger
+        claim, settle = ledger.claim, ledger.settle
+
+        def restore() -> None:
+            ledger.claim, ledger.settle = claim, settle
+
+        def crashing(original, before: bool):
+            def run(items):
+                restore()
+                if before:
+                    raise SimulatedCrash(step)
+                original(items)
+                raise SimulatedCrash(step)
+            return run
+
+        if step.endswith("claim"):
+            ledger.claim = crashing(claim, before=step.startswith("before"))
+        else:
+            ledger.settle = crashing(settle, before=step.startswith("before"))
+
     def collect_retries(self) -> None:
         """Delayed retries become new messages (their delay is the queue's business, not the test's)."""
         while self.queue.retries:

@@ -116,6 +116,22 @@ def test_a_crash_between_the_send_and_the_ledger_write_is_reconciled_not_resent(
     assert_accounted(pipeline)
 
 
+@pytest.mark.parametrize("step", ["before_claim", "after_claim", "before_settle", "after_settle"])
+def test_a_crash_at_any_step_of_the_send_path_still_sends_each_address_at_most_once(pipeline, step):
+    # Given a batch with an ordinary, a bouncing and a blocked contact, and a delivery that dies at `step`
+    pipeline.upload("incoming/a.csv", rows("ann@example.com", "bo+bounce@example.com", "cy+blocked@example.com"))
+    pipeline.crash_once_at(step)
+    # When SQS delivers the message again after the visibility timeout, until everything settles
+    pipeline.drain()
+    # Then no address got two emails, every row is accounted for, and the bounce is dead-lettered
+    assert max(pipeline.delivered_per_address().values()) == 1
+    assert pipeline.attempts_per_address()["bo+bounce@example.com"] == 1
+    assert {letter.email for letter in pipeline.queue.letters} == {"bo+bounce@example.com"}
+    job = pipeline.job()
+    assert (job.sent, job.bounced) == (2, 1)
+    assert_accounted(pipeline)
+
+
 def test_an_unknown_outcome_is_never_resent_when_the_provider_cannot_be_asked(aws):
     pipeline = Pipeline(aws, can_look_up=False, provider_settings={"bounce_rate": 0.0, "block_rate": 0.0})
     pipeline.upload("incoming/a.csv", rows("ann@example.com"))
