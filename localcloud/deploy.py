@@ -128,7 +128,9 @@ class Deployer:
     def _creators(self) -> dict[str, Callable[[str, dict, Resolver, dict], None]]:
         return {"AWS::SQS::Queue": self._queue, "AWS::DynamoDB::Table": self._table,
                 "AWS::S3::Bucket": self._bucket, "AWS::S3::BucketPolicy": self._bucket_policy,
-                "AWS::Logs::LogGroup": self._log_group, "AWS::Serverless::Function": self._function}
+                "AWS::Logs::LogGroup": self._log_group, "AWS::Serverless::Function": self._function,
+                "AWS::SNS::Topic": self._topic, "AWS::CloudWatch::Alarm": self._alarm,
+                "AWS::CloudWatch::Dashboard": self._dashboard}
 
     def _default_name(self, logical_id: str) -> str:
         return f"{self.settings.stack_name}-{logical_id}"
@@ -236,6 +238,29 @@ class Deployer:
         resolver.context.refs[logical_id] = name
         resolver.context.attributes[logical_id] = {
             "Arn": f"arn:aws:logs:{self.settings.region}:{resolver.context.account_id}:log-group:{name}:*"}
+        self.created.append(logical_id)
+
+    def _topic(self, logical_id: str, resource: dict, resolver: Resolver, _: dict) -> None:
+        props = resolver.resolve(resource.get("Properties", {}))
+        arn = self.client("sns").create_topic(Name=props.get("TopicName") or self._default_name(logical_id))["TopicArn"]
+        resolver.context.refs[logical_id] = arn
+        resolver.context.attributes[logical_id] = {"TopicArn": arn, "TopicName": arn.rsplit(":", 1)[1]}
+        self.created.append(logical_id)
+
+    def _alarm(self, logical_id: str, resource: dict, resolver: Resolver, _: dict) -> None:
+        props = resolver.resolve(resource["Properties"])
+        name = props.pop("AlarmName", None) or self._default_name(logical_id)
+        self.client("cloudwatch").put_metric_alarm(AlarmName=name, **props)
+        resolver.context.refs[logical_id] = name
+        resolver.context.attributes[logical_id] = {
+            "Arn": f"arn:aws:cloudwatch:{self.settings.region}:{resolver.context.account_id}:alarm:{name}"}
+        self.created.append(logical_id)
+
+    def _dashboard(self, logical_id: str, resource: dict, resolver: Resolver, _: dict) -> None:
+        props = resolver.resolve(resource["Properties"])
+        name = props.get("DashboardName") or self._default_name(logical_id)
+        self.client("cloudwatch").put_dashboard(DashboardName=name, DashboardBody=props["DashboardBody"])
+        resolver.context.refs[logical_id] = name
         self.created.append(logical_id)
 
     def _function(self, logical_id: str, resource: dict, resolver: Resolver, global_function: dict) -> None:

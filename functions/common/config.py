@@ -54,11 +54,15 @@ class _Env:
 class ParseSettings:
     contacts_queue_url: str
     jobs_table: str
+    processed_objects: str  # move | keep | delete
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ParseSettings:
         env = _Env(os.environ if environ is None else environ)
-        settings = cls(contacts_queue_url=env.required("CONTACTS_QUEUE_URL"), jobs_table=env.required("JOBS_TABLE"))
+        settings = cls(contacts_queue_url=env.required("CONTACTS_QUEUE_URL"), jobs_table=env.required("JOBS_TABLE"),
+                       processed_objects=env.parsed("PROCESSED_OBJECTS", str, "move",
+                                                    lambda v: v in ("move", "keep", "delete"),
+                                                    "'move', 'keep' or 'delete'"))
         env.done("parse_csv configuration")
         return settings
 

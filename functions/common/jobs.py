@@ -79,6 +79,7 @@ class Job:
     unknown: int = 0
     failure_reason: str = ""
     invalid_reasons: dict[str, int] = field(default_factory=dict)
+    rejects_key: str = ""
     started_at: str = ""
     parsed_at: str = ""
 
@@ -110,7 +111,7 @@ class Job:
 class JobStore(Protocol):
     def begin(self, upload: Upload) -> bool: ...
 
-    def finish(self, job_id: str, tally: ParseTally, failure_reason: str = "") -> None: ...
+    def finish(self, job_id: str, tally: ParseTally, failure_reason: str = "", rejects_key: str = "") -> None: ...
 
 
 def _now() -> str:
@@ -140,20 +141,21 @@ class DynamoJobs:
                 return False
             raise
 
-    def finish(self, job_id: str, tally: ParseTally, failure_reason: str = "") -> None:
+    def finish(self, job_id: str, tally: ParseTally, failure_reason: str = "", rejects_key: str = "") -> None:
         stage = Stage.FAILED if failure_reason else Stage.PARSED
         try:
             self._client.update_item(
                 TableName=self._table, Key={"job_id": {"S": job_id}, "item": {"S": JOB_ITEM}},
                 UpdateExpression="SET stage = :stage, #rows = :rows, invalid = :invalid, parse_duplicate = :dup, "
                                  "enqueued = :enqueued, invalid_reasons = :reasons, parsed_at = :now, "
-                                 "failure_reason = :why",
+                                 "failure_reason = :why, rejects_key = :rejects",
                 ConditionExpression="stage = :parsing",
                 ExpressionAttributeNames={"#rows": "rows"},
                 ExpressionAttributeValues={
                     ":stage": {"S": stage.value}, ":rows": {"N": str(tally.rows)},
                     ":invalid": {"N": str(tally.invalid)}, ":dup": {"N": str(tally.duplicate)},
                     ":enqueued": {"N": str(tally.enqueued)}, ":now": {"S": _now()}, ":why": {"S": failure_reason},
+                    ":rejects": {"S": rejects_key},
                     ":parsing": {"S": Stage.PARSING.value},
                     ":reasons": {"M": {k: {"N": str(v)} for k, v in tally.invalid_reasons.items()}}})
         except ClientError as error:
@@ -201,5 +203,6 @@ def _job(head: dict[str, Any], shards: list[dict[str, Any]]) -> Job:
         sent=total(Counter.SENT), bounced=total(Counter.BOUNCED), retried=total(Counter.RETRIED),
         exhausted=total(Counter.EXHAUSTED), unknown=total(Counter.UNKNOWN),
         failure_reason=head.get("failure_reason", {}).get("S", ""),
+        rejects_key=head.get("rejects_key", {}).get("S", ""),
         invalid_reasons={k: int(v["N"]) for k, v in head.get("invalid_reasons", {}).get("M", {}).items()},
         started_at=head.get("started_at", {}).get("S", ""), parsed_at=head.get("parsed_at", {}).get("S", ""))

@@ -15,12 +15,30 @@ class BatchSink(Protocol):
     def send(self, batches: Iterable[ContactBatch]) -> int: ...
 
 
+class RejectsSink(Protocol):
+    def add(self, row: InvalidRow) -> None: ...
+
+    def close(self) -> str:
+        """Write what was added; return where (empty when there was nothing to write)."""
+        ...
+
+
+class UploadArchive(Protocol):
+    def rejects_for(self, upload: Upload) -> RejectsSink: ...
+
+    def archive(self, upload: Upload, failed: bool) -> str:
+        """Move (or keep, or delete) the imported object; return its new key, if it has one."""
+        ...
+
+
 @dataclass(frozen=True)
 class ImportResult:
     job_id: str
     already_imported: bool
     tally: ParseTally
     failure_reason: str = ""
+    rejects_key: str = ""
+    archived_key: str = ""
 
 
 class _UntilUndecodable:
@@ -39,12 +57,16 @@ class _UntilUndecodable:
                             "save it as CSV UTF-8 and upload it again")
 
 
-def import_upload(upload: Upload, lines: Iterable[str], jobs: JobStore, queue: BatchSink,
+def import_upload(upload: Upload, lines: Iterable[str], jobs: JobStore, queue: BatchSink, archive: UploadArchive,
                   on_invalid: Callable[[InvalidRow], None] = lambda row: None) -> ImportResult:
+    """Every row ends up counted once in the job; invalid rows also in the rejects file, with their reason."""
     if not jobs.begin(upload):
-        return ImportResult(job_id=upload.job_id, already_imported=True, tally=ParseTally())
+        # Imported before (a repeated event, or the same object again): make sure it was archived.
+        return ImportResult(job_id=upload.job_id, already_imported=True, tally=ParseTally(),
+                            archived_key=archive.archive(upload, failed=False))
     tally = ParseTally()
     text = _UntilUndecodable(lines)
+    rejects = archive.rejects_for(upload)
 
     def deliveries() -> Iterator[Delivery]:
         for verdict in read_contacts(text):
@@ -56,8 +78,12 @@ def import_upload(upload: Upload, lines: Iterable[str], jobs: JobStore, queue: B
                 tally.duplicate += 1
             else:
                 tally.reject(verdict.reason)
+                rejects.add(verdict)
                 on_invalid(verdict)
 
     queue.send(pack_batches(deliveries(), job_id=upload.job_id, source_key=upload.key))
-    jobs.finish(upload.job_id, tally, failure_reason=text.failure)
-    return ImportResult(job_id=upload.job_id, already_imported=False, tally=tally, failure_reason=text.failure)
+    rejects_key = rejects.close()
+    jobs.finish(upload.job_id, tally, failure_reason=text.failure, rejects_key=rejects_key)
+    archived_key = archive.archive(upload, failed=bool(text.failure))
+    return ImportResult(job_id=upload.job_id, already_imported=False, tally=tally, failure_reason=text.failure,
+                        rejects_key=rejects_key, archived_key=archived_key)

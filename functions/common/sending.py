@@ -64,6 +64,7 @@ class RetryPolicy:
 @dataclass(frozen=True)
 class ContactResult:
     job_id: str
+    source_key: str
     row: int
     contact: str  # a hash of the email: no personal data in logs
     attempt: int
@@ -74,6 +75,7 @@ class ContactResult:
 @dataclass
 class BatchReport:
     results: list[ContactResult] = field(default_factory=list)
+    send_seconds: list[float] = field(default_factory=list)  # each provider call's latency
 
     @property
     def tally(self) -> Tally[Verdict]:
@@ -163,7 +165,8 @@ def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: R
     requests = [EmailRequest(to=c.email, name=c.name, attempt=c.attempt, idempotency_key=work.idempotency_key(c))
                 for c in to_send]
     send = _send_safely(ports.provider, send_deadline, ports.clock)
-    for claim, outcome in zip(to_send, ports.map_concurrently(send, requests), strict=True):
+    for claim, (outcome, seconds) in zip(to_send, ports.map_concurrently(send, requests), strict=True):
+        report.send_seconds.append(seconds)
         if isinstance(outcome, SendResult):
             work.settle(claim, outcome, report)
         else:
@@ -205,15 +208,20 @@ class DeadlineReached(TransientProviderError):
     """Too little of the invocation is left to start a send: the claim is released, unsent."""
 
 
+SendAttempt = tuple[SendResult | TransientProviderError, float]
+
+
 def _send_safely(provider: EmailProvider, deadline: float | None,
-                 clock: Callable[[], float]) -> Callable[[EmailRequest], SendResult | TransientProviderError]:
-    def send(request: EmailRequest) -> SendResult | TransientProviderError:
+                 clock: Callable[[], float]) -> Callable[[EmailRequest], SendAttempt]:
+    def send(request: EmailRequest) -> SendAttempt:
         if deadline is not None and clock() >= deadline:
-            return DeadlineReached("the invocation is about to time out; not started")
+            return DeadlineReached("the invocation is about to time out; not started"), 0.0
+        started = time.perf_counter()
         try:
-            return provider.send(request)
+            result: SendResult | TransientProviderError = provider.send(request)
         except TransientProviderError as error:
-            return error
+            result = error
+        return result, time.perf_counter() - started
     return send
 
 
@@ -252,7 +260,8 @@ class _Work:
         return f"{claim.token}#{claim.attempt}"
 
     def result(self, claim: Claim, verdict: Verdict, detail: str = "") -> ContactResult:
-        return ContactResult(job_id=claim.job_id, row=claim.row, contact=contact_hash(claim.email),
+        return ContactResult(job_id=claim.job_id, source_key=claim.source_key, row=claim.row,
+                             contact=contact_hash(claim.email),
                              attempt=claim.attempt, verdict=verdict, detail=detail)
 
     def settle(self, claim: Claim, sent: SendResult | None, report: BatchReport, unknown: bool = False) -> None:

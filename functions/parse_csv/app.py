@@ -22,7 +22,7 @@ metrics = Metrics()
 settings = ParseSettings.from_env()
 jobs = DynamoJobs(settings.jobs_table)
 contacts_queue = ContactsQueue(settings.contacts_queue_url)
-uploads = S3Uploads()
+uploads = S3Uploads(settings.processed_objects)
 
 
 def log_invalid_row(row: InvalidRow) -> None:
@@ -39,8 +39,9 @@ def lambda_handler(event: S3Event, context: LambdaContext) -> dict:
         s3_object = record.s3.get_object
         upload = Upload(bucket=record.s3.bucket.name, key=unquote_plus(s3_object.key), etag=s3_object.etag,
                         size=s3_object.size or 0, version_id=s3_object.version_id or "")
-        logger.append_keys(job_id=upload.job_id)
-        result = import_upload(upload, uploads.lines(upload), jobs, contacts_queue, on_invalid=log_invalid_row)
+        logger.set_correlation_id(upload.job_id)
+        result = import_upload(upload, uploads.lines(upload), jobs, contacts_queue, uploads,
+                               on_invalid=log_invalid_row)
         tally = result.tally
         if result.already_imported:
             logger.info("object already imported; skipped")
@@ -48,11 +49,14 @@ def lambda_handler(event: S3Event, context: LambdaContext) -> dict:
         else:
             logger.info("file parsed", extra={"rows": tally.rows, "invalid": tally.invalid,
                                                "duplicate": tally.duplicate, "enqueued": tally.enqueued,
-                                               "failure_reason": result.failure_reason or None})
+                                               "failure_reason": result.failure_reason or None,
+                                               "rejects_key": result.rejects_key or None,
+                                               "archived_key": result.archived_key or None})
             metrics.add_metric(name="RowsParsed", unit=MetricUnit.Count, value=tally.rows)
             metrics.add_metric(name="RowsInvalid", unit=MetricUnit.Count, value=tally.invalid)
             metrics.add_metric(name="ContactsEnqueued", unit=MetricUnit.Count, value=tally.enqueued)
         imported.append({"job_id": result.job_id, "already_imported": result.already_imported,
                          "rows": tally.rows, "invalid": tally.invalid, "duplicate": tally.duplicate,
-                         "enqueued": tally.enqueued, "failure_reason": result.failure_reason})
+                         "enqueued": tally.enqueued, "failure_reason": result.failure_reason,
+                         "rejects_key": result.rejects_key, "archived_key": result.archived_key})
     return {"jobs": imported}

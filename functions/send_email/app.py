@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from common.config import SendSettings
-from common.sending import RecordNeedsRetry, deliver_message
+from common.sending import RecordNeedsRetry, Verdict, deliver_message
 from common.wiring import retry_policy, send_ports
 
 # A lease outlives the invocation by this much, so a live sender is never taken over.
@@ -36,6 +36,11 @@ policy = retry_policy(settings)
 records_executor = ThreadPoolExecutor(max_workers=MAX_RECORDS_PER_BATCH, thread_name_prefix="record")
 
 
+def metric_name(verdict: Verdict) -> str:
+    """retry_scheduled -> ContactsRetryScheduled"""
+    return "Contacts" + verdict.value.title().replace("_", "")
+
+
 async def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     now = time.time()
     remaining = lambda_context.get_remaining_time_in_millis() / 1000
@@ -44,10 +49,15 @@ async def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> No
         send_deadline=now + remaining - DEADLINE_MARGIN_SECONDS))
     for result in report.results:
         logger.info("contact " + result.verdict.value, extra={
-            "job_id": result.job_id, "row": result.row, "contact": result.contact, "attempt": result.attempt,
-            "outcome": result.verdict.value, "detail": result.detail or None})
+            "correlation_id": result.job_id, "job_id": result.job_id, "file": result.source_key, "row": result.row,
+            "contact": result.contact, "attempt": result.attempt, "outcome": result.verdict.value,
+            "detail": result.detail or None})
     for verdict, count in report.tally.items():
-        metrics.add_metric(name=f"Contacts_{verdict.value}", unit=MetricUnit.Count, value=count)
+        metrics.add_metric(name=metric_name(verdict), unit=MetricUnit.Count, value=count)
+    if report.send_seconds:
+        metrics.add_metric(name="SendLatencyMax", unit=MetricUnit.Milliseconds, value=max(report.send_seconds) * 1000)
+        metrics.add_metric(name="SendLatencyAverage", unit=MetricUnit.Milliseconds,
+                           value=sum(report.send_seconds) / len(report.send_seconds) * 1000)
     if report.must_retry:
         raise RecordNeedsRetry(f"{report.tally} in message {record.message_id}: SQS will deliver it again")
 

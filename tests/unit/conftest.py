@@ -95,3 +95,34 @@ class MemoryQueue:
 
     def next_message_id(self) -> str:
         return f"msg-{next(self._ids)}"
+
+
+class MemoryArchive:
+    """Rejects files and archived keys, kept in memory."""
+
+    def __init__(self) -> None:
+        self.rejects: dict[str, list] = {}
+        self.archived: list[tuple[str, bool]] = []
+
+    def rejects_for(self, upload):
+        archive = self
+
+        class Rejects:
+            def __init__(self) -> None:
+                self.rows: list = []
+
+            def add(self, row) -> None:
+                self.rows.append(row)
+
+            def close(self) -> str:
+                if not self.rows:
+                    return ""
+                key = "rejects/" + upload.key.removeprefix("incoming/")
+                archive.rejects[key] = self.rows
+                return key
+
+        return Rejects()
+
+    def archive(self, upload, failed: bool) -> str:
+        self.archived.append((upload.key, failed))
+        return ("failed/" if failed else "processed/") + upload.key.removeprefix("incoming/")

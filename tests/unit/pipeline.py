@@ -15,7 +15,7 @@ from common.messages import ContactBatch
 from common.parsing import import_upload
 from common.sending import BatchReport, RetryPolicy, SendPorts, deliver_message
 from localcloud.deploy import Deployment
-from tests.unit.conftest import FaultyProvider, MemoryOutbox, MemoryQueue, SimulatedCrash
+from tests.unit.conftest import FaultyProvider, MemoryArchive, MemoryOutbox, MemoryQueue, SimulatedCrash
 
 LEASE_SECONDS = 60
 VISIBILITY_TIMEOUT = 180
@@ -41,6 +41,7 @@ class Pipeline:
         self.outbox = MemoryOutbox()
         self.provider = FaultyProvider(self.outbox, can_look_up=self.can_look_up, **self.provider_settings)
         self.queue = MemoryQueue()
+        self.archive = MemoryArchive()
         self.ledger = DynamoLedger(outputs["ContactsTableName"], outputs["JobsTableName"], client=dynamodb,
                                    sleep=lambda s: None)
         self.jobs = DynamoJobs(outputs["JobsTableName"], client=dynamodb)
@@ -64,7 +65,7 @@ class Pipeline:
                     count += 1
                 return count
 
-        result = import_upload(upload, io.StringIO(text, newline=""), self.jobs, Sink())
+        result = import_upload(upload, io.StringIO(text, newline=""), self.jobs, Sink(), self.archive)
         self.job_ids.append(result.job_id)
         return result.job_id
 

@@ -76,3 +76,11 @@ def test_an_overlong_name_or_field_is_invalid():
 
 def test_an_empty_name_is_kept_and_greeted_generically():
     assert verdicts(", ann@example.com\n") == [Contact("ann@example.com", "", 1)]
+
+
+def test_rejected_cells_that_a_spreadsheet_would_run_are_written_as_text():
+    from common.uploads import spreadsheet_safe
+
+    assert spreadsheet_safe("=cmd|' /C calc'!A0") == "'=cmd|' /C calc'!A0"
+    assert spreadsheet_safe("@SUM(1)") == "'@SUM(1)"
+    assert spreadsheet_safe("Ann Lee") == "Ann Lee"

@@ -59,6 +59,12 @@ def test_parse_csv_streams_the_uploaded_file_into_contact_batches(aws, monkeypat
     assert [d.email for d in batch.deliveries] == ["david.smith@example.com", "sarah.smith@example.com",
                                                     "bounce+bounce@example.com", "blocked+blocked@example.com"]
     assert batch.source_key == "incoming/sample contacts.csv"
+    # And the invalid row is in the rejects file, with its row number and reason, and the file is archived
+    s3 = boto3.client("s3")
+    rejects = s3.get_object(Bucket=bucket, Key="rejects/sample contacts.csv")["Body"].read().decode()
+    assert rejects.splitlines()[1].startswith("5,invalid email")
+    assert {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]} == {
+        "processed/sample contacts.csv", "rejects/sample contacts.csv"}
     # And the same event again changes nothing
     again = app.lambda_handler(event("s3_put.json"), LambdaContext())
     assert again["jobs"][0]["already_imported"] is True
