@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -165,13 +166,31 @@ def cmd_invoke(cloud: LocalCloud, args: argparse.Namespace) -> int:
     return 0 if invocation.ok else 1
 
 
+LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+
+
+def log_line_matches(message: str, job: str | None, level: str | None) -> bool:
+    """--job and --level look inside Powertools' JSON lines (moto ignores JSON filter patterns)."""
+    if not job and not level:
+        return True
+    try:
+        record = json.loads(message)
+    except json.JSONDecodeError:
+        return False
+    if not isinstance(record, dict):
+        return False
+    if job and job not in str(record.get("correlation_id") or record.get("job_id") or ""):
+        return False
+    return not level or LEVELS.get(str(record.get("level")).upper(), 0) >= LEVELS[level]
+
+
 def cmd_logs(cloud: LocalCloud, args: argparse.Namespace) -> int:
     cloud.start(with_runtime=False)
     since = _since_ms(args.since)
     seen: set[str] = set()
     while True:
         for event in cloud.log_events(args.function, since_ms=since, contains=args.filter):
-            if event["eventId"] in seen:
+            if event["eventId"] in seen or not log_line_matches(event["message"], args.job, args.level):
                 continue
             seen.add(event["eventId"])
             print(f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(event['timestamp'] / 1000))} "
@@ -225,13 +244,67 @@ def cmd_outbox(cloud: LocalCloud, args: argparse.Namespace) -> int:
     return 0
 
 
+def _selected_jobs(cloud: LocalCloud, selector: str | None) -> list[Job]:
+    return [j for j in cloud.jobs() if not selector or selector == j.job_id or selector in j.key]
+
+
 def cmd_status(cloud: LocalCloud, args: argparse.Namespace) -> int:
     cloud.start(with_runtime=False)
-    jobs = cloud.jobs()
+    jobs = _selected_jobs(cloud, args.job)
+    if args.watch and not args.json:
+        with Live(jobs_table(jobs), console=out, refresh_per_second=4) as live:
+            while not all(job.done for job in jobs):
+                time.sleep(0.5)
+                jobs = _selected_jobs(cloud, args.job)
+                live.update(jobs_table(jobs))
     if args.json:
         print(json.dumps({"jobs": [job_json(j) for j in jobs]}, indent=2))
-    else:
+    elif not args.watch:
         out.print(jobs_table(jobs))
+    if args.job and not jobs:
+        err.print(f"[red]no job matches {args.job!r}[/]")
+        return 1
+    return 0
+
+
+def emf_totals(messages: list[str]) -> dict[str, dict[str, Any]]:
+    """Sum the Embedded Metric Format lines Powertools wrote to the logs, per metric name."""
+    totals: dict[str, dict[str, Any]] = {}
+    for message in messages:
+        if '"_aws"' not in message:
+            continue
+        try:
+            record = json.loads(message)
+        except json.JSONDecodeError:
+            continue
+        for directive in record.get("_aws", {}).get("CloudWatchMetrics", []):
+            for metric in directive.get("Metrics", []):
+                values = record.get(metric["Name"])
+                values = values if isinstance(values, list) else [values]
+                total = totals.setdefault(metric["Name"], {"unit": metric.get("Unit", ""), "sum": 0.0,
+                                                           "samples": 0, "max": None})
+                for value in values:
+                    if isinstance(value, (int, float)):
+                        total["sum"] += value
+                        total["samples"] += 1
+                        total["max"] = value if total["max"] is None else max(total["max"], value)
+    return totals
+
+
+def cmd_metrics(cloud: LocalCloud, args: argparse.Namespace) -> int:
+    cloud.start(with_runtime=False)
+    messages = [e["message"] for f in cloud.deployment.functions for e in cloud.log_events(f)]
+    totals = emf_totals(messages)
+    if args.json:
+        print(json.dumps(totals, indent=2))
+        return 0
+    table = Table(title="Metrics from the functions' logs (EMF)")
+    for column in ("metric", "unit", "sum", "samples", "max"):
+        table.add_column(column, justify="left" if column in ("metric", "unit") else "right")
+    for name, total in sorted(totals.items()):
+        table.add_row(name, total["unit"], f"{total['sum']:g}", str(total["samples"]),
+                      "" if total["max"] is None else f"{total['max']:g}")
+    out.print(table)
     return 0
 
 
@@ -275,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("function")
     logs.add_argument("--filter", help="only lines containing this text")
     logs.add_argument("--since", help="e.g. 10m, 2h")
+    logs.add_argument("--job", help="only JSON lines of this job (its id, or part of it)")
+    logs.add_argument("--level", type=str.upper, choices=list(LEVELS), help="only JSON lines at this level or above")
     logs.add_argument("-f", "--follow", action="store_true")
     logs.set_defaults(handler=cmd_logs)
     dlq = commands.add_parser("dlq", help="the dead-letter queue, read without consuming it")
@@ -286,8 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
     outbox.add_argument("--last", type=int, default=0, help="only the last N attempts")
     outbox.set_defaults(handler=cmd_outbox)
     status = commands.add_parser("status", help="import jobs and their counters")
+    status.add_argument("job", nargs="?", help="a job id, or part of a file's key")
     status.add_argument("--json", action="store_true")
+    status.add_argument("-w", "--watch", action="store_true", help="live table until the jobs are settled")
     status.set_defaults(handler=cmd_status)
+    metrics = commands.add_parser("metrics", help="sums of the EMF metrics found in the functions' logs")
+    metrics.add_argument("--json", action="store_true")
+    metrics.set_defaults(handler=cmd_metrics)
     sample = commands.add_parser("sample", help="write a sample contacts file in the seed's format")
     sample.add_argument("path", type=Path)
     sample.add_argument("--rows", type=int, default=1000)

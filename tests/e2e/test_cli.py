@@ -55,6 +55,16 @@ def test_run_json_settles_two_files_sharing_contacts_with_one_email_per_address(
     assert {j["job_id"] for j in status["jobs"]} == {j["job_id"] for j in summary["jobs"]}
     logs = localcloud("logs", "SendEmailFunction", "--filter", '"outcome":"sent"').stdout.splitlines()
     assert len(logs) == summary["totals"]["sent"]
+    # Logs of one job, by level; metrics summed from the EMF lines
+    first_job = summary["jobs"][0]
+    job_lines = localcloud("logs", "SendEmailFunction", "--job", first_job["job_id"]).stdout.splitlines()
+    assert job_lines and all(first_job["job_id"] in line for line in job_lines)
+    assert localcloud("logs", "SendEmailFunction", "--job", first_job["job_id"], "--level", "error").stdout == ""
+    metrics = json.loads(localcloud("metrics", "--json").stdout)
+    assert metrics["ContactsSent"]["sum"] == summary["totals"]["sent"]
+    assert metrics["RowsParsed"]["sum"] == summary["totals"]["rows"]
+    one = json.loads(localcloud("status", "incoming/b.csv", "--json").stdout)["jobs"]
+    assert [j["key"] for j in one] == ["incoming/b.csv"]
 
 
 def test_run_refuses_a_missing_file_clearly(localcloud):

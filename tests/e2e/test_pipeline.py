@@ -43,6 +43,13 @@ def test_two_files_sharing_contacts_send_at_most_one_email_per_address(cloud, tm
     reasons = Counter(d["reason"] for d in letters)
     assert reasons["bounced"] == sum(j.bounced for j in jobs)
     assert reasons["blocked-exhausted"] == sum(j.exhausted for j in jobs) > 0
+    # And no address appears in clear in any log line of either function
+    emails = {line.split(",")[1].strip().lower() for path in (first, second)
+              for line in path.read_text().splitlines() if "@" in line}
+    cloud.runtime.logs.flush()
+    lines = [e["message"] for f in ("ParseCsvFunction", "SendEmailFunction") for e in cloud.log_events(f)]
+    assert len(lines) > 100
+    assert not [line for line in lines if any(email in line for email in emails)]
 
 
 def test_a_plain_s3_put_triggers_the_pipeline_and_the_logs_are_lambda_like_json(cloud, tmp_path):
