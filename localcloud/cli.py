@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -379,8 +380,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops `up` and `run` as cleanly as Ctrl-C
     try:
         settings = CloudSettings.load(endpoint=args.endpoint, overrides=parse_overrides(args.parameter_overrides))
         cloud = LocalCloud(settings)
@@ -394,3 +400,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `localcloud logs ... | head`
         sys.stderr.close()
         return 0
+    except KeyboardInterrupt:
+        return 130

@@ -121,6 +121,12 @@ def deliver_message(body: str, carrier: str, ports: SendPorts, policy: RetryPoli
 def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: RetryPolicy,
                   now: float, lease_until: float, send_deadline: float | None = None) -> BatchReport:
     report = BatchReport()
+    if send_deadline is not None and ports.clock() >= send_deadline:
+        # Not even the claims are worth starting: leave the whole message to its redelivery.
+        report.results += [ContactResult(batch.job_id, batch.source_key, d.row, contact_hash(d.email), d.attempt,
+                                         Verdict.RETRY_LATER, "no time left in this invocation")
+                           for d in batch.deliveries]
+        return report
     work = _Work(batch, carrier, lease_until, policy, ports.draw, now)
 
     # 1. Claim every contact; sort the losers out by what holds their email.

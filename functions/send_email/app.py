@@ -23,7 +23,7 @@ from common.wiring import retry_policy, send_ports
 # A lease outlives the invocation by this much, so a live sender is never taken over.
 LEASE_MARGIN_SECONDS = 30
 # No send starts in the invocation's last seconds: its claim is released instead of timing out mid-send.
-DEADLINE_MARGIN_SECONDS = 5
+DEADLINE_MARGIN_SECONDS = 10
 MAX_RECORDS_PER_BATCH = 10
 
 logger = Logger()
