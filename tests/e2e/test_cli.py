@@ -65,6 +65,8 @@ def test_run_json_settles_two_files_sharing_contacts_with_one_email_per_address(
     assert metrics["RowsParsed"]["sum"] == summary["totals"]["rows"]
     one = json.loads(localcloud("status", "incoming/b.csv", "--json").stdout)["jobs"]
     assert [j["key"] for j in one] == ["incoming/b.csv"]
+    watched = localcloud("status", "--watch")  # returns at once: every job is settled
+    assert watched.returncode == 0 and "SUCCEEDED" in watched.stdout
 
 
 def test_run_refuses_a_missing_file_clearly(localcloud):

@@ -50,6 +50,22 @@ def test_two_files_sharing_contacts_send_at_most_one_email_per_address(cloud, tm
     lines = [e["message"] for f in ("ParseCsvFunction", "SendEmailFunction") for e in cloud.log_events(f)]
     assert len(lines) > 100
     assert not [line for line in lines if any(email in line for email in emails)]
+    # And each file with bad rows has a rejects file with one line per bad row, and was moved to processed/
+    s3 = cloud.client("s3")
+    for job in jobs:
+        if job.invalid:
+            rejects = s3.get_object(Bucket=cloud.bucket, Key=job.rejects_key)["Body"].read().decode().splitlines()
+            assert len(rejects) == 1 + job.invalid
+        s3.head_object(Bucket=cloud.bucket, Key=job.key.replace("incoming/", "processed/"))
+
+
+def test_the_same_file_uploaded_twice_is_one_job(cloud, tmp_path):
+    path = write_sample(tmp_path / "twice.csv", 30, start=70_000)
+    first = cloud.wait(cloud.upload([path]), timeout=60)
+    again = cloud.wait(cloud.upload([path]), timeout=60)
+    assert [j.job_id for j in again] == [j.job_id for j in first]
+    assert [j for j in cloud.jobs() if j.key == "incoming/twice.csv"] == again
+    assert (again[0].rows, again[0].sent + again[0].bounced + again[0].exhausted + again[0].duplicate) == (30, 30)
 
 
 def test_a_plain_s3_put_triggers_the_pipeline_and_the_logs_are_lambda_like_json(cloud, tmp_path):
