@@ -7,9 +7,11 @@ A `TransientProviderError` (throttling, transport) is none of these: the caller 
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -155,18 +157,49 @@ class SimulatedProvider:
 
 
 class DynamoOutbox:
-    """The simulated provider's record of every attempt (table keyed by idempotency key + message id)."""
+    """The simulated provider's record of every attempt (table keyed by idempotency key + message id).
+
+    Concurrent sends are written together (group commit, BatchWriteItem of up to 25), and each
+    `record` returns only once its own entry is stored: a send is never reported before it is
+    on record, and the table costs one request per many sends instead of one per send.
+    """
+
+    BATCH = 25
 
     def __init__(self, table_name: str, client: DynamoDBClient | None = None):
         self._table = table_name
         self._client = client or aws_client("dynamodb")
+        self._pending: list[tuple[dict[str, Any], Future[None]]] = []
+        self._lock = threading.Lock()
+        self._writing = False
 
     def record(self, entry: OutboxEntry) -> None:
-        self._client.put_item(TableName=self._table, Item={
-            "idempotency_key": {"S": entry.idempotency_key},
-            "provider_message_id": {"S": entry.provider_message_id},
-            "to": {"S": entry.to}, "attempt": {"N": str(entry.attempt)}, "outcome": {"S": entry.outcome.value},
-            "subject": {"S": entry.subject}, "body": {"S": entry.body}, "received_at": {"S": entry.received_at}})
+        done: Future[None] = Future()
+        with self._lock:
+            self._pending.append((_outbox_item(entry), done))
+            lead = not self._writing
+            self._writing = True
+        if lead:  # this caller writes for everyone waiting, until nothing is pending
+            self._write_pending()
+        done.result()
+
+    def _write_pending(self) -> None:
+        while True:
+            with self._lock:
+                group, self._pending = self._pending[:self.BATCH], self._pending[self.BATCH:]
+                if not group:
+                    self._writing = False
+                    return
+            try:
+                requests = [{"PutRequest": {"Item": item}} for item, _ in group]
+                while requests:
+                    response = self._client.batch_write_item(RequestItems={self._table: requests})
+                    requests = response.get("UnprocessedItems", {}).get(self._table, [])
+                for _, done in group:
+                    done.set_result(None)
+            except Exception as error:  # noqa: BLE001 - every waiting send learns it was not recorded
+                for _, done in group:
+                    done.set_exception(error)
 
     def find(self, idempotency_key: str) -> list[OutboxEntry]:
         response = self._client.query(TableName=self._table, ConsistentRead=True,
@@ -178,6 +211,12 @@ class DynamoOutbox:
         for page in self._client.get_paginator("scan").paginate(TableName=self._table):
             for item in page["Items"]:
                 yield _outbox_entry(item)
+
+
+def _outbox_item(entry: OutboxEntry) -> dict[str, Any]:
+    return {"idempotency_key": {"S": entry.idempotency_key}, "provider_message_id": {"S": entry.provider_message_id},
+            "to": {"S": entry.to}, "attempt": {"N": str(entry.attempt)}, "outcome": {"S": entry.outcome.value},
+            "subject": {"S": entry.subject}, "body": {"S": entry.body}, "received_at": {"S": entry.received_at}}
 
 
 def _outbox_entry(item: dict[str, Any]) -> OutboxEntry:
