@@ -12,7 +12,7 @@ LINT_STAMP := $(VENV)/.lint-installed
 LOCALCLOUD := $(BIN)/python -m localcloud
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv test test-unit test-e2e lint demo up logs build deploy deploy-localstack stop clean
+.PHONY: help venv test test-unit test-e2e lint demo up logs build deploy deploy-localstack stop clean bench
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -42,7 +42,7 @@ test-e2e: $(DEV_STAMP) ## end-to-end tests only
 	env -u AWS_ENDPOINT_URL $(BIN)/python -m pytest tests/e2e
 
 lint: $(LINT_STAMP) ## ruff, sam validate --lint, cfn-lint
-	$(BIN)/ruff check functions localcloud tests
+	$(BIN)/ruff check functions localcloud tests bench
 	$(BIN)/sam validate --lint
 	$(BIN)/cfn-lint template.yaml
 
@@ -70,3 +70,8 @@ stop: $(DEV_STAMP) ## stop the background moto server
 clean: ## stop the emulator, remove the venv and build output
 	-@test -x $(BIN)/python && $(LOCALCLOUD) stop
 	rm -rf $(VENV) .aws-sam .localcloud .pytest_cache .ruff_cache .hypothesis demo/*.csv
+
+bench: $(DEV_STAMP) ## end-to-end benchmark (SIZES="10000 100000" RUNS=3 for the full one); writes bench/results.md
+	$(BIN)/python -m bench.run --sizes $(or $(SIZES),10000) --runs $(or $(RUNS),1)
+	$(BIN)/python -m localcloud sample /tmp/welcome-bench-parse.csv --rows $(or $(PARSE_ROWS),200000) >/dev/null
+	$(BIN)/python -m bench.parse_only /tmp/welcome-bench-parse.csv

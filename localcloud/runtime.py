@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Any
@@ -53,6 +53,7 @@ class Invocation:
     init_ms: float
     max_memory_mb: int
     timed_out: bool = False
+    aws_requests: dict[str, int] = field(default_factory=dict)  # service.Operation -> count
 
     @property
     def ok(self) -> bool:
@@ -211,6 +212,8 @@ class FunctionPool:
         self._lock = threading.Lock()
         self._on_invocation = on_invocation
         self.in_flight = 0
+        self.aws_requests: dict[str, int] = {}
+        self.invocations: list[Invocation] = []
 
     def invoke(self, event: Any) -> Invocation:
         """Run one invocation; the caller holds one of `slots`."""
@@ -223,6 +226,10 @@ class FunctionPool:
             started_ms = int(time.time() * 1000)
             invocation = environment.invoke(event, str(uuid.uuid4()))
             self._logs.write(self.spec, environment.log_stream, invocation, started_ms)
+            with self._lock:
+                self.invocations.append(replace(invocation, log=""))
+                for name, count in invocation.aws_requests.items():
+                    self.aws_requests[name] = self.aws_requests.get(name, 0) + count
             if environment.alive and not invocation.timed_out:
                 with self._lock:
                     self._idle.append(environment)

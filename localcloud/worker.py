@@ -57,10 +57,33 @@ def _error_payload(error: BaseException) -> dict[str, Any]:
             "stackTrace": traceback.format_tb(error.__traceback__)}
 
 
+class _RequestCounter:
+    """Counts AWS requests by service and operation, through botocore's own events."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def install(self) -> None:
+        import boto3
+
+        boto3.setup_default_session()
+        boto3.DEFAULT_SESSION.events.register("before-call.*.*", self._count)  # type: ignore[union-attr]
+
+    def _count(self, model: Any, **_: Any) -> None:
+        name = f"{model.service_model.service_name}.{model.name}"
+        self.counts[name] = self.counts.get(name, 0) + 1
+
+    def take(self) -> dict[str, int]:
+        counts, self.counts = self.counts, {}
+        return counts
+
+
 def serve(connection: Connection, handler: str, code_dir: str, environment: dict[str, str]) -> None:
     os.environ.clear()  # a Lambda sandbox sees only its own environment
     os.environ.update(environment)
     sys.path.insert(0, code_dir)
+    requests = _RequestCounter()
+    requests.install()  # before the handler's module makes its clients
     capture = _Capture()
     sys.stdout = sys.stderr = capture
     started = time.perf_counter()
@@ -89,7 +112,7 @@ def serve(connection: Connection, handler: str, code_dir: str, environment: dict
                 error = _error_payload(failure)
                 print(json.dumps({"level": "ERROR", **error}))
         connection.send({
-            "response": response, "error": error, "log": capture.take(),
+            "response": response, "error": error, "log": capture.take(), "aws_requests": requests.take(),
             "duration_ms": (time.perf_counter() - started) * 1000,
             "init_ms": init_ms, "max_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024})
         init_ms = 0.0

@@ -55,3 +55,6 @@ def test_the_send_function_never_runs_more_environments_than_its_maximum_concurr
     limit = spec.sqs_sources[0].max_concurrency
     streams = cloud.client("logs").describe_log_streams(logGroupName=spec.log_group)["logStreams"]
     assert streams and len(streams) <= limit
+    # and every AWS request the functions made was counted by service and operation
+    requests = cloud.runtime.pools[spec.logical_id].aws_requests
+    assert requests["dynamodb.TransactWriteItems"] > 0 and requests["dynamodb.BatchWriteItem"] > 0

@@ -1,0 +1,128 @@
+"""End-to-end benchmark on the embedded local cloud: `python -m bench.run --sizes 10000 --runs 1`.
+
+For each size, two seed-format files (half the contacts each, overlapping so that about 10% of the
+contacts repeat across files, and about 10% of lines repeating within a file) go through a fresh
+emulator with the template's own settings (the seed's latency model: 10% of sends take 1-5 s).
+Measured: wall seconds from upload to every job SUCCEEDED; the floor of that run (sum of the
+simulated latencies of every send attempt / sends that may be in flight at once); AWS requests per
+1,000 contacts by service and operation (counted by botocore events in the runtime's workers);
+the parse invocations' peak memory. Results are printed and written to bench/results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import localcloud  # noqa: F401 - first: puts functions/ (the Lambda code root) on sys.path
+from common.config import SimulatedProviderSettings
+from common.provider import SimulatedProvider
+from localcloud.cloud import LocalCloud
+from localcloud.emulator import start_moto
+from localcloud.samples import write_sample
+from localcloud.settings import CloudSettings
+
+RESULTS = Path(__file__).resolve().parent / "results.md"
+
+
+@dataclass
+class Run:
+    contacts: int
+    rows: int
+    seconds: float
+    floor_seconds: float
+    requests: dict[str, int]
+    parse_peak_mb: int
+    sent: int
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def one_run(contacts: int, workdir: Path) -> Run:
+    half = contacts // 2
+    overlap = contacts // 10
+    files = [write_sample(workdir / f"bench-{contacts}-a.csv", half, start=0),
+             write_sample(workdir / f"bench-{contacts}-b.csv", half, start=half - overlap)]
+    emulator = start_moto(f"http://127.0.0.1:{_free_port()}", workdir / "moto.log", detached=False)
+    try:
+        cloud = LocalCloud(CloudSettings.load(endpoint=emulator.endpoint)).start()
+        try:
+            started = time.monotonic()
+            jobs = cloud.wait(cloud.upload(files), timeout=3600)
+            seconds = time.monotonic() - started
+            assert all(job.status.value == "SUCCEEDED" for job in jobs), jobs
+            parameters = cloud.deployment.context.parameters
+            provider = SimulatedProvider(SimulatedProviderSettings(
+                seed=parameters["SimulatedSeed"], bounce_rate=float(parameters["SimulatedBounceRate"]),
+                block_rate=float(parameters["SimulatedBlockRate"]), slow_rate=float(parameters["SimulatedSlowRate"]),
+                slow_min_seconds=float(parameters["SimulatedSlowMinSeconds"]),
+                slow_max_seconds=float(parameters["SimulatedSlowMaxSeconds"]), outbox_table=""), outbox=None)
+            latency = sum(provider.latency_for(e.to, e.attempt) for e in cloud.outbox())
+            in_flight = int(parameters["SendMaxConcurrency"]) * int(parameters["SendsInFlight"])
+            requests: dict[str, int] = {}
+            for pool in cloud.runtime.pools.values():
+                for name, count in pool.aws_requests.items():
+                    requests[name] = requests.get(name, 0) + count
+            parse = cloud.runtime.pools["ParseCsvFunction"].invocations
+            return Run(contacts=contacts, rows=sum(j.rows for j in jobs), seconds=seconds,
+                       floor_seconds=latency / in_flight, requests=requests,
+                       parse_peak_mb=max(i.max_memory_mb for i in parse), sent=sum(j.sent for j in jobs))
+        finally:
+            cloud.close()
+    finally:
+        emulator.stop()
+
+
+def report(runs: dict[int, list[Run]], command: str) -> str:
+    lines = ["# Benchmark", "", f"`{command}` on this machine ({time.strftime('%Y-%m-%d')}).", "",
+             "| contacts | rows | runs | median wall s | contacts/s | floor s | wall / floor | parse peak MB |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for contacts, measured in runs.items():
+        wall = statistics.median(r.seconds for r in measured)
+        floor = statistics.median(r.floor_seconds for r in measured)
+        lines.append(f"| {contacts:,} | {measured[0].rows:,} | {len(measured)} | {wall:.1f} | "
+                     f"{measured[0].rows / wall:.0f} | {floor:.1f} | {wall / floor:.1f} | "
+                     f"{max(r.parse_peak_mb for r in measured)} |")
+    for contacts, measured in runs.items():
+        run = measured[0]
+        lines += ["", f"AWS requests per 1,000 rows ({contacts:,} contacts, first run):", "",
+                  "| service.operation | per 1,000 rows |", "|---|---:|"]
+        for name, count in sorted(run.requests.items(), key=lambda item: -item[1]):
+            lines.append(f"| {name} | {count * 1000 / run.rows:.2f} |")
+    lines += ["", "The floor is the sum of the simulated send latencies of every attempt in the outbox divided "
+              "by SendMaxConcurrency x SendsInFlight. dynamodb.BatchWriteItem is the simulated provider's "
+              "outbox, not the pipeline's own state."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000])
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+    runs: dict[int, list[Run]] = {}
+    with tempfile.TemporaryDirectory() as workdir:
+        for contacts in args.sizes:
+            for number in range(args.runs):
+                run = one_run(contacts, Path(workdir))
+                runs.setdefault(contacts, []).append(run)
+                print(f"{contacts} contacts, run {number + 1}: {run.seconds:.1f} s (floor {run.floor_seconds:.1f} s)",
+                      file=sys.stderr)
+    text = report(runs, "python -m bench.run " + " ".join(sys.argv[1:]))
+    RESULTS.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
