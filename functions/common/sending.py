@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from common.ledger import Claim, Counter, DuplicateMark, Ledger, LedgerEntry, Move, State, Transition
-from common.messages import ContactBatch, Delivery, MalformedMessage
+from common.messages import ContactBatch, Delivery, MalformedMessage, pack_batches
 from common.provider import EmailProvider, EmailRequest, Outcome, SendResult, TransientProviderError
 from common.queue import DeadLetter, DeadLetterReason, DelayedRetry
 
@@ -182,7 +182,7 @@ def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: R
 
     # 4. Settle the ledger with the job counters, then write the follow-ups of what settled.
     rejected = {id(m) for m in ports.ledger.settle(work.transitions)}
-    retries = [r for move, r in work.retries if id(move) not in rejected]
+    retries = work.retry_batches(rejected)
     letters = [d for move, d in work.letters if id(move) not in rejected]
     for move in work.transitions:
         if id(move) in rejected and isinstance(move, Move):
@@ -243,7 +243,8 @@ class _Work:
         self.carrier = carrier
         self.lease_until = lease_until
         self.transitions: list[Transition] = []
-        self.retries: list[tuple[Move, DelayedRetry]] = []
+        self.retries: list[tuple[Move, Delivery, int]] = []  # what to retry, and after how many seconds
+        self._delays: dict[int, int] = {}
         self.letters: list[tuple[Move, DeadLetter]] = []
         self._deliveries = {d.email: d for d in batch.deliveries}
 
@@ -281,10 +282,10 @@ class _Work:
             self._move(claim, State.BOUNCED, Counter.BOUNCED, report, Verdict.BOUNCED, sent.provider_message_id,
                        sent.detail, letter=DeadLetterReason.BOUNCED)
         elif claim.attempt < self.policy.max_attempts:
-            delay = self.policy.delay_before(claim.attempt + 1, self.draw())
+            delay = self._delay_before(claim.attempt + 1)
             move = self._move(claim, State.BLOCKED, Counter.RETRIED, report, Verdict.RETRY_SCHEDULED,
                               sent.provider_message_id, sent.detail, next_attempt_at=self.now + delay)
-            self.retries.append((move, self._retry(claim, delay)))
+            self.retries.append((move, self._next_attempt(claim), delay))
         else:
             self._move(claim, State.EXHAUSTED, Counter.EXHAUSTED, report, Verdict.EXHAUSTED,
                        sent.provider_message_id, sent.detail, letter=DeadLetterReason.BLOCKED_EXHAUSTED)
@@ -294,7 +295,7 @@ class _Work:
         move = Move(claim=claim, state=entry.state, counter=None)
         if entry.state is State.BLOCKED:
             delay = min(self.policy.max_delay_seconds, max(0, math.ceil(entry.next_attempt_at - now)))
-            self.retries.append((move, self._retry(claim, delay)))
+            self.retries.append((move, self._next_attempt(claim), delay))
             return
         reason = {State.BOUNCED: DeadLetterReason.BOUNCED, State.EXHAUSTED: DeadLetterReason.BLOCKED_EXHAUSTED,
                   State.UNKNOWN: DeadLetterReason.UNKNOWN_OUTCOME}[entry.state]
@@ -311,13 +312,25 @@ class _Work:
             self.letters.append((move, self._letter(claim, letter, detail)))
         return move
 
+    def _delay_before(self, attempt: int) -> int:
+        """One jittered delay per attempt number in a delivery: its blocked contacts travel together."""
+        if attempt not in self._delays:
+            self._delays[attempt] = self.policy.delay_before(attempt, self.draw())
+        return self._delays[attempt]
+
     @staticmethod
-    def _retry(claim: Claim, delay_seconds: int) -> DelayedRetry:
-        """The next attempt, one contact per message, carrying the same token (job id and row)."""
-        return DelayedRetry(batch=ContactBatch(
-            job_id=claim.job_id, source_key=claim.source_key,
-            deliveries=(Delivery(email=claim.email, name=claim.name, row=claim.row, attempt=claim.attempt + 1),)),
-            delay_seconds=delay_seconds)
+    def _next_attempt(claim: Claim) -> Delivery:
+        """The same contact and row (so the same token), one attempt further."""
+        return Delivery(email=claim.email, name=claim.name, row=claim.row, attempt=claim.attempt + 1)
+
+    def retry_batches(self, rejected: set[int]) -> list[DelayedRetry]:
+        """Retries of the moves that settled, packed many to a message by delay."""
+        by_delay: dict[int, list[Delivery]] = {}
+        for move, delivery, delay in self.retries:
+            if id(move) not in rejected:
+                by_delay.setdefault(delay, []).append(delivery)
+        return [DelayedRetry(batch=batch, delay_seconds=delay) for delay, deliveries in by_delay.items()
+                for batch in pack_batches(deliveries, job_id=self.batch.job_id, source_key=self.batch.source_key)]
 
     def _letter(self, claim: Claim, reason: DeadLetterReason, detail: str) -> DeadLetter:
         return DeadLetter(reason=reason, email=claim.email, name=claim.name, job_id=claim.job_id,

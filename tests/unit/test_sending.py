@@ -296,3 +296,15 @@ def test_sends_stop_before_the_invocation_times_out_and_the_rest_is_sent_on_rede
     assert pipeline.attempts_per_address() == {f"c{n}@example.com": 1 for n in range(5)}
     assert_accounted(pipeline)
 
+
+
+def test_the_blocked_contacts_of_a_message_are_retried_together_in_one_message(pipeline):
+    pipeline.upload("incoming/a.csv", rows(*(f"c{n}+blocked@example.com" for n in range(30)), "ann@example.com"))
+    pipeline.deliver(pipeline.inbox.popleft())
+    (retry,) = pipeline.queue.retries
+    assert [d.attempt for d in retry.batch.deliveries] == [2] * 30
+    pipeline.drain()
+    assert pipeline.delivered_per_address() == {**{f"c{n}+blocked@example.com": 1 for n in range(30)},
+                                                "ann@example.com": 1}
+    assert (pipeline.job().retried, pipeline.job().sent) == (60, 31)
+    assert_accounted(pipeline)
