@@ -41,10 +41,11 @@ test-unit: $(DEV_STAMP) ## unit tests only
 test-e2e: $(DEV_STAMP) ## end-to-end tests only
 	env -u AWS_ENDPOINT_URL $(BIN)/python -m pytest tests/e2e
 
-lint: $(LINT_STAMP) ## ruff, sam validate --lint, cfn-lint
+lint: $(LINT_STAMP) ## ruff, sam validate --lint, cfn-lint, bandit
 	$(BIN)/ruff check functions localcloud tests bench
 	$(BIN)/sam validate --lint
 	$(BIN)/cfn-lint template.yaml
+	$(BIN)/bandit -q -r functions localcloud bench
 
 demo: $(DEV_STAMP) ## the main job on the embedded local cloud: two sample files, one summary
 	@$(LOCALCLOUD) stop >/dev/null

@@ -60,7 +60,8 @@ def one_run(contacts: int, workdir: Path) -> Run:
             started = time.monotonic()
             jobs = cloud.wait(cloud.upload(files), timeout=3600)
             seconds = time.monotonic() - started
-            assert all(job.status.value == "SUCCEEDED" for job in jobs), jobs
+            if not all(job.status.value == "SUCCEEDED" for job in jobs):
+                raise RuntimeError(f"the benchmark's jobs did not succeed: {jobs}")
             parameters = cloud.deployment.context.parameters
             provider = SimulatedProvider(SimulatedProviderSettings(
                 seed=parameters["SimulatedSeed"], bounce_rate=float(parameters["SimulatedBounceRate"]),
@@ -69,13 +70,13 @@ def one_run(contacts: int, workdir: Path) -> Run:
                 slow_max_seconds=float(parameters["SimulatedSlowMaxSeconds"]), outbox_table=""), outbox=None)
             latency = sum(provider.latency_for(e.to, e.attempt) for e in cloud.outbox())
             in_flight = int(parameters["SendMaxConcurrency"]) * int(parameters["SendsInFlight"])
-            requests: dict[str, int] = {}
+            request_counts: dict[str, int] = {}
             for pool in cloud.runtime.pools.values():
                 for name, count in pool.aws_requests.items():
-                    requests[name] = requests.get(name, 0) + count
+                    request_counts[name] = request_counts.get(name, 0) + count
             parse = cloud.runtime.pools["ParseCsvFunction"].invocations
             return Run(contacts=contacts, rows=sum(j.rows for j in jobs), seconds=seconds,
-                       floor_seconds=latency / in_flight, requests=requests,
+                       floor_seconds=latency / in_flight, requests=request_counts,
                        parse_peak_mb=max(i.max_memory_mb for i in parse), sent=sum(j.sent for j in jobs))
         finally:
             cloud.close()

@@ -87,7 +87,8 @@ def cmd_up(cloud: LocalCloud, args: argparse.Namespace) -> int:
 
 def _print_deployment(cloud: LocalCloud) -> None:
     deployment = cloud.deployment
-    assert deployment is not None
+    if deployment is None:
+        raise RuntimeError("the local cloud is not deployed")
     table = Table(title=f"Stack {cloud.settings.stack_name} on {cloud.settings.endpoint}")
     table.add_column("output")
     table.add_column("value")

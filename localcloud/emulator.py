@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
+import subprocess  # starts our own interpreter  # nosec B404
 import sys
 import time
 import urllib.error
@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import boto3
 from botocore.config import Config
 
-LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}  # emulator only  # nosec B105
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64)
 
 
@@ -41,7 +41,7 @@ def aws_client(service: str, endpoint: str, region: str) -> Any:
 
 def endpoint_answers(endpoint: str, timeout: float = 1.0) -> bool:
     try:
-        urllib.request.urlopen(endpoint.rstrip("/") + "/moto-api/", timeout=timeout)  # noqa: S310 - local URL
+        urllib.request.urlopen(endpoint.rstrip("/") + "/moto-api/", timeout=timeout)  # noqa: S310 - the local endpoint  # nosec B310
         return True
     except urllib.error.HTTPError:
         return True  # something answers HTTP there (LocalStack answers 404 for this path)
@@ -70,7 +70,7 @@ def start_moto(endpoint: str, log_path: Path, detached: bool) -> Emulator:
         raise EmulatorError(f"nothing answers at {endpoint}, and a moto server can only be started on this machine")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module  # nosec B603
             [sys.executable, "-m", "localcloud.motoserver", "-H", parsed.hostname, "-p", str(parsed.port or 80)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detached,
             cwd=Path(__file__).resolve().parent.parent)

@@ -18,7 +18,7 @@ import math
 import os
 import queue
 import socket
-import subprocess
+import subprocess  # starts our own interpreter  # nosec B404
 import sys
 import threading
 import time
@@ -77,7 +77,7 @@ class ExecutionEnvironment:
         # A fresh interpreter per environment (not multiprocessing's spawn, which would re-import the
         # caller's __main__), talking over a socket pair.
         ours, theirs = socket.socketpair()
-        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module  # nosec B603
             [sys.executable, "-m", "localcloud.worker", str(theirs.fileno())], pass_fds=[theirs.fileno()],
             cwd=settings.root, env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(settings.root)},
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -310,7 +310,8 @@ def _lambda_sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> 
             name: {"stringValue": value.get("StringValue"), "binaryValue": value.get("BinaryValue"),
                    "stringListValues": [], "binaryListValues": [], "dataType": value["DataType"]}
             for name, value in message.get("MessageAttributes", {}).items()},
-        "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),  # noqa: S324
+        "md5OfBody": message.get("MD5OfBody")
+        or hashlib.md5(message["Body"].encode(), usedforsecurity=False).hexdigest(),
         "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": region}
 
 

@@ -50,7 +50,7 @@ for _name in ("Ref", "Condition", "GetAtt", "Sub", "If", "Equals", "Not", "And",
 
 def load_template(path: Path) -> dict[str, Any]:
     with path.open(encoding="utf-8") as handle:
-        document = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+        document = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass  # nosec B506
     if not isinstance(document, dict) or "Resources" not in document:
         raise TemplateError(f"{path} is not a CloudFormation template (no Resources)")
     return document
