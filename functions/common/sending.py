@@ -41,6 +41,13 @@ class Verdict(StrEnum):
     RETRY_LATER = "retry_later"  # transient failure or a live lease: the message comes back
 
 
+class _Next(StrEnum):
+    """What to do with our own claim found by a redelivery, besides reporting a verdict."""
+
+    RESUME = "resume"  # its holder died mid-send and the lease ran out
+    FOLLOW_UP = "follow_up"  # settled; its retry or dead letter may never have been written
+
+
 class RetryQueue(Protocol):
     def send_retries(self, retries: Sequence[DelayedRetry]) -> int: ...
 
@@ -140,15 +147,15 @@ def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: R
             continue
         entry = lost[claim.email]
         verdict = _verdict_for_existing(claim, entry, now)
-        if verdict == "resume" and entry is not None:
+        if verdict is _Next.RESUME and entry is not None:
             to_resume.append((claim, entry))
-        elif verdict == "follow_up" and entry is not None:
+        elif verdict is _Next.FOLLOW_UP and entry is not None:
             work.follow_up_again(claim, entry, now)
             report.results.append(work.result(claim, Verdict.ALREADY_DONE, f"found {entry.state}, follow-up repeated"))
         elif verdict is Verdict.DUPLICATE:
             work.transitions.append(DuplicateMark(job_id=batch.job_id, row=claim.row, carrier=carrier))
             report.results.append(work.result(claim, Verdict.DUPLICATE))
-        else:
+        elif isinstance(verdict, Verdict):
             report.results.append(work.result(claim, verdict, f"found {entry.state if entry else 'no entry'}"))
 
     # 2. A claim whose holder died is taken over (conditionally: one resumer wins) and reconciled.
@@ -194,7 +201,7 @@ def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: R
     return report
 
 
-def _verdict_for_existing(claim: Claim, entry: LedgerEntry | None, now: float) -> Verdict | str:
+def _verdict_for_existing(claim: Claim, entry: LedgerEntry | None, now: float) -> Verdict | _Next:
     if entry is None:
         return Verdict.STALE  # a retry whose ledger item is gone
     if entry.token != claim.token:
@@ -204,10 +211,10 @@ def _verdict_for_existing(claim: Claim, entry: LedgerEntry | None, now: float) -
     if entry.attempt < claim.attempt or entry.carrier != claim.carrier:
         return Verdict.STALE
     if entry.state is State.CLAIMED:
-        return "resume" if entry.lease_until <= now else Verdict.RETRY_LATER
+        return _Next.RESUME if entry.lease_until <= now else Verdict.RETRY_LATER
     if entry.state is State.SENT:
         return Verdict.ALREADY_DONE
-    return "follow_up"
+    return _Next.FOLLOW_UP
 
 
 class DeadlineReached(TransientProviderError):
