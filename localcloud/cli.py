@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from common.jobs import Job
+from common.redrive import REDRIVABLE
 from localcloud.cloud import LocalCloud, RunTimeout
 from localcloud.emulator import EmulatorError, stop_background_emulator
 from localcloud.runtime import Invocation
@@ -206,6 +207,17 @@ def cmd_logs(cloud: LocalCloud, args: argparse.Namespace) -> int:
 
 def cmd_dlq(cloud: LocalCloud, args: argparse.Namespace) -> int:
     cloud.start(with_runtime=False)
+    if args.action == "redrive":
+        if args.reason not in REDRIVABLE:
+            err.print(f"[red]only {' and '.join(REDRIVABLE)} letters can be redriven: bounced addresses are "
+                      "permanent, and an unknown outcome must first be checked with the provider[/]")
+            return 2
+        outcomes = cloud.redrive(args.reason)
+        for why, count in outcomes.items():
+            out.print(f"{count} x {why}")
+        out.print(f"{sum(outcomes.values())} {args.reason} letter(s) handled; `localcloud up` or `run` processes "
+                  "the redriven contacts")
+        return 0
     output = "ParseFailuresQueueUrl" if args.parse_failures else "DeadLetterQueueUrl"
     letters = cloud.dead_letters(output)
     if args.json:
@@ -354,7 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--level", type=str.upper, choices=list(LEVELS), help="only JSON lines at this level or above")
     logs.add_argument("-f", "--follow", action="store_true")
     logs.set_defaults(handler=cmd_logs)
-    dlq = commands.add_parser("dlq", help="the dead-letter queue, read without consuming it")
+    dlq = commands.add_parser("dlq", help="the dead-letter queue, read without consuming it (or redriven)")
+    dlq.add_argument("action", nargs="?", choices=["show", "redrive"], default="show")
+    dlq.add_argument("--reason", help=f"with redrive: {' or '.join(REDRIVABLE)}")
     dlq.add_argument("--json", action="store_true")
     dlq.add_argument("--parse-failures", action="store_true", help="the parse function's on-failure queue instead")
     dlq.set_defaults(handler=cmd_dlq)

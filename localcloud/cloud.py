@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from common.jobs import DynamoJobs, Job, Upload
+from common.ledger import DynamoLedger
 from common.provider import DynamoOutbox, OutboxEntry
+from common.queue import ContactsQueue
+from common.redrive import redrive_letter
 from localcloud.deploy import Deployment, deploy
 from localcloud.emulator import Emulator, aws_client, ensure_emulator
 from localcloud.runtime import Invocation, LambdaRuntime
@@ -139,22 +143,48 @@ class LocalCloud:
         return sorted(DynamoOutbox(self._deployed.output("OutboxTableName"), self.client("dynamodb")).entries(),
                       key=lambda e: e.received_at)
 
-    def dead_letters(self, queue_output: str = "DeadLetterQueueUrl") -> list[dict[str, Any]]:
-        """Read every message without consuming it: hide them while reading, then make them visible again."""
+    def _hidden_messages(self, url: str) -> list[dict[str, Any]]:
+        """Every message of the queue, hidden from others while the caller looks at them."""
         sqs = self.client("sqs")
-        url = self._deployed.output(queue_output)
         messages: list[dict[str, Any]] = []
         while True:
-            batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30,
+            batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60,
                                         MessageAttributeNames=["All"]).get("Messages", [])
             if not batch:
-                break
+                return messages
             messages += batch
+
+    def _release(self, url: str, messages: list[dict[str, Any]]) -> None:
+        sqs = self.client("sqs")
         for start in range(0, len(messages), 10):
             sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
                 for i, m in enumerate(messages[start:start + 10])])
+
+    def dead_letters(self, queue_output: str = "DeadLetterQueueUrl") -> list[dict[str, Any]]:
+        """Read every message without consuming it: hide them while reading, then make them visible again."""
+        url = self._deployed.output(queue_output)
+        messages = self._hidden_messages(url)
+        self._release(url, messages)
         return [_letter(message["Body"]) for message in messages]
+
+    def redrive(self, reason: str) -> Counter[str]:
+        """Send the dead letters with this reason back (see common/redrive.py); returns what happened."""
+        url = self._deployed.output("DeadLetterQueueUrl")
+        ledger = DynamoLedger(self._deployed.output("ContactsTableName"), self._deployed.output("JobsTableName"),
+                              client=self.client("dynamodb"))
+        queue = ContactsQueue(self._deployed.output("ContactsQueueUrl"), client=self.client("sqs"))
+        outcomes: Counter[str] = Counter()
+        untouched = []
+        for message in self._hidden_messages(url):
+            if _letter(message["Body"]).get("reason") != reason:
+                untouched.append(message)
+                continue
+            result = redrive_letter(message["Body"], ledger, queue)
+            outcomes[result.why] += 1
+            self.client("sqs").delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        self._release(url, untouched)
+        return outcomes
 
     def log_events(self, function: str, since_ms: int | None = None,
                    contains: str | None = None) -> Iterator[dict[str, Any]]:

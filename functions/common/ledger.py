@@ -270,6 +270,33 @@ class DynamoLedger:
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values}}
 
+    # -- redrive ----------------------------------------------------------------------------
+    def reopen_exhausted(self, email: str, token: str, attempt: int, job_id: str) -> bool:
+        """EXHAUSTED -> BLOCKED for one more attempt, moving its count from `exhausted` to `retried`.
+
+        False when the contact is no longer EXHAUSTED at that attempt (already redriven).
+        """
+        try:
+            self._client.transact_write_items(TransactItems=[
+                {"Update": {
+                    "TableName": self._contacts, "Key": {"email": {"S": email}},
+                    "UpdateExpression": "SET #state = :blocked, next_attempt_at = :zero, updated_at = :now",
+                    "ConditionExpression": "#state = :exhausted AND #token = :token AND attempt = :attempt",
+                    "ExpressionAttributeNames": {"#state": "state", "#token": "token"},
+                    "ExpressionAttributeValues": {
+                        ":blocked": {"S": State.BLOCKED.value}, ":exhausted": {"S": State.EXHAUSTED.value},
+                        ":token": {"S": token}, ":attempt": {"N": str(attempt)}, ":zero": {"N": "0"},
+                        ":now": {"S": _now_iso()}}}},
+                {"Update": {
+                    "TableName": self._jobs, "Key": counter_item_key(job_id, f"redrive:{email}"),
+                    "UpdateExpression": "ADD exhausted :minus, retried :plus",
+                    "ExpressionAttributeValues": {":minus": {"N": "-1"}, ":plus": {"N": "1"}}}}])
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "TransactionCanceledException":
+                return False
+            raise
+
     # -- transactions -----------------------------------------------------------------------
     def _transact(self, ops: list[dict[str, Any]], drop_lost: bool = True) -> dict[int, dict[str, Any] | None]:
         """Run ops as one transaction, retrying conflicts.

@@ -135,3 +135,22 @@ def test_a_batch_the_redrive_policy_moved_is_shown_with_a_reason(cloud):
     cloud.client("sqs").send_message(QueueUrl=cloud.deployment.output("DeadLetterQueueUrl"), MessageBody=body)
     letters = [d for d in cloud.dead_letters() if d.get("reason") == "max-receives-exceeded"]
     assert letters and letters[-1]["source_key"] == "incoming/x.csv" and letters[-1]["contacts"] == 1
+
+
+def test_dlq_redrive_gives_exhausted_contacts_one_more_attempt(cloud, tmp_path):
+    # Given a file whose one contact is blocked forever, so it ends EXHAUSTED in the DLQ
+    path = tmp_path / "forever.csv"
+    path.write_text("Fay Doe, fay.doe+blockedforever@example.com\n")
+    uploaded = cloud.upload([path])
+    (job,) = cloud.wait(uploaded, timeout=60)
+    assert job.exhausted == 1
+    # When the blocked-exhausted letters are redriven
+    outcomes = cloud.redrive("blocked-exhausted")
+    # Then the contact gets one more attempt, is exhausted again, and the job counts it once
+    assert sum(n for why, n in outcomes.items() if why.endswith("enqueued")) >= 1
+    (job,) = cloud.wait(uploaded, timeout=60)
+    attempts = [e.attempt for e in cloud.outbox() if e.to == "fay.doe+blockedforever@example.com"]
+    assert sorted(attempts) == [1, 2, 3, 4]
+    assert (job.exhausted, job.rows) == (1, 1)
+    letters = [d for d in cloud.dead_letters() if d.get("email") == "fay.doe+blockedforever@example.com"]
+    assert [d["attempt"] for d in letters] == [4]

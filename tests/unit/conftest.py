@@ -89,6 +89,13 @@ class MemoryQueue:
         self.retries += retries
         return len(retries)
 
+    def send(self, batches) -> int:
+        from common.queue import DelayedRetry
+
+        batches = list(batches)
+        self.retries += [DelayedRetry(batch=b, delay_seconds=0) for b in batches]
+        return len(batches)
+
     def put(self, letters) -> int:
         self.letters += letters
         return len(letters)

@@ -308,3 +308,34 @@ def test_the_blocked_contacts_of_a_message_are_retried_together_in_one_message(p
                                                 "ann@example.com": 1}
     assert (pipeline.job().retried, pipeline.job().sent) == (60, 31)
     assert_accounted(pipeline)
+
+
+def test_an_exhausted_contact_redriven_from_the_dlq_gets_exactly_one_more_attempt(pipeline):
+    from common.redrive import redrive_letter
+
+    # Given a contact blocked on every attempt, now EXHAUSTED and dead-lettered
+    pipeline.upload("incoming/a.csv", rows("ann+blockedforever@example.com"))
+    pipeline.drain()
+    (letter,) = pipeline.queue.letters
+    # When its letter is redriven, twice (a retried CLI run)
+    first = redrive_letter(letter.body(), pipeline.ledger, pipeline.queue)
+    second = redrive_letter(letter.body(), pipeline.ledger, pipeline.queue)
+    pipeline.drain()
+    # Then one more attempt was made, and the job is settled again with its counts moved, not doubled
+    assert (first.redriven, second.redriven) == (True, False)
+    assert [e.attempt for e in pipeline.outbox.recorded] == [1, 2, 3, 4]
+    job = pipeline.job()
+    assert (job.exhausted, job.retried) == (1, 3)
+    assert_accounted(pipeline)
+
+
+@pytest.mark.parametrize("reason", ["bounced", "unknown-outcome"])
+def test_bounced_and_unknown_letters_are_never_redriven(pipeline, reason):
+    import json
+
+    from common.redrive import redrive_letter
+
+    body = json.dumps({"reason": reason, "email": "a@example.com", "name": "A", "job_id": "j", "source_key": "k",
+                       "row": 1, "attempt": 1})
+    assert redrive_letter(body, pipeline.ledger, pipeline.queue).redriven is False
+    assert pipeline.queue.retries == []
