@@ -54,6 +54,7 @@ class Invocation:
     max_memory_mb: int
     timed_out: bool = False
     aws_requests: dict[str, int] = field(default_factory=dict)  # service.Operation -> count
+    faults_injected: dict[str, int] = field(default_factory=dict)  # service.Operation -> injected 503s
 
     @property
     def ok(self) -> bool:
@@ -84,7 +85,7 @@ class ExecutionEnvironment:
         theirs.close()
         self._connection = Connection(ours.detach())
         self._connection.send({"handler": spec.handler, "code_dir": str(settings.code_dir),
-                               "environment": environment})
+                               "environment": environment, "fault_rate": settings.fault_rate})
         self._ready = False
 
     def invoke(self, event: Any, request_id: str) -> Invocation:
@@ -213,6 +214,7 @@ class FunctionPool:
         self._on_invocation = on_invocation
         self.in_flight = 0
         self.aws_requests: dict[str, int] = {}
+        self.faults_injected: dict[str, int] = {}
         self.invocations: list[Invocation] = []
 
     def invoke(self, event: Any) -> Invocation:
@@ -230,6 +232,8 @@ class FunctionPool:
                 self.invocations.append(replace(invocation, log=""))
                 for name, count in invocation.aws_requests.items():
                     self.aws_requests[name] = self.aws_requests.get(name, 0) + count
+                for name, count in invocation.faults_injected.items():
+                    self.faults_injected[name] = self.faults_injected.get(name, 0) + count
             if environment.alive and not invocation.timed_out:
                 with self._lock:
                     self._idle.append(environment)

@@ -35,6 +35,7 @@ class CloudSettings:
     region: str
     endpoint: str
     parameter_overrides: dict[str, str] = field(default_factory=dict)
+    fault_rate: float = 0.0  # share of the functions' AWS requests answered with a transient 503
 
     @property
     def template_path(self) -> Path:
@@ -67,4 +68,5 @@ class CloudSettings:
         return cls(root=root, stack_name=config.get("stack_name", "welcome-pipeline"),
                    region=config.get("region", "us-east-1"),
                    endpoint=endpoint or os.environ.get("LOCALCLOUD_ENDPOINT") or DEFAULT_ENDPOINT,
-                   parameter_overrides=parameters)
+                   parameter_overrides=parameters,
+                   fault_rate=float(os.environ.get("LOCALCLOUD_FAULT_RATE") or 0.0))

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from localcloud.faults import FaultInjector
+
 
 class _Capture(io.TextIOBase):
     """Stands in for stdout and stderr; loggers that bind the stream at import keep writing here."""
@@ -63,11 +65,12 @@ class _RequestCounter:
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
 
-    def install(self) -> None:
+    def install(self, faults: FaultInjector) -> None:
         import boto3
 
         boto3.setup_default_session()
         boto3.DEFAULT_SESSION.events.register("before-call.*.*", self._count)  # type: ignore[union-attr]
+        faults.install(boto3.DEFAULT_SESSION)
 
     def _count(self, model: Any, **_: Any) -> None:
         name = f"{model.service_model.service_name}.{model.name}"
@@ -78,12 +81,14 @@ class _RequestCounter:
         return counts
 
 
-def serve(connection: Connection, handler: str, code_dir: str, environment: dict[str, str]) -> None:
+def serve(connection: Connection, handler: str, code_dir: str, environment: dict[str, str],
+          fault_rate: float = 0.0) -> None:
     os.environ.clear()  # a Lambda sandbox sees only its own environment
     os.environ.update(environment)
     sys.path.insert(0, code_dir)
     requests = _RequestCounter()
-    requests.install()  # before the handler's module makes its clients
+    faults = FaultInjector(fault_rate)
+    requests.install(faults)  # before the handler's module makes its clients
     capture = _Capture()
     sys.stdout = sys.stderr = capture
     started = time.perf_counter()
@@ -113,7 +118,7 @@ def serve(connection: Connection, handler: str, code_dir: str, environment: dict
                 print(json.dumps({"level": "ERROR", **error}))
         connection.send({
             "response": response, "error": error, "log": capture.take(), "aws_requests": requests.take(),
-            "duration_ms": (time.perf_counter() - started) * 1000,
+            "faults_injected": faults.take(), "duration_ms": (time.perf_counter() - started) * 1000,
             "init_ms": init_ms, "max_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024})
         init_ms = 0.0
 
@@ -122,7 +127,8 @@ def main() -> None:
     """`python -m localcloud.worker FD`: FD is this end of a socket pair; the first message says what to run."""
     connection = Connection(int(sys.argv[1]))
     setup = connection.recv()
-    serve(connection, setup["handler"], setup["code_dir"], setup["environment"])
+    serve(connection, setup["handler"], setup["code_dir"], setup["environment"],
+          fault_rate=setup.get("fault_rate", 0.0))
 
 
 if __name__ == "__main__":
