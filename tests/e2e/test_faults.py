@@ -42,3 +42,4 @@ def test_one_request_in_five_failing_transiently_loses_nothing_and_sends_nothing
     # the faults really happened, on every service the functions use
     assert {name.split(".")[0] for name in injected} >= {"s3", "sqs", "dynamodb"}
     assert sum(injected.values()) >= 10
+    print(f"faults injected: {sum(injected.values())} {dict(injected)}; rows: {sum(j.rows for j in jobs)}")
