@@ -57,10 +57,6 @@ def jobs_table(jobs: Sequence[Job], title: str = "Import jobs") -> Table:
     return table
 
 
-def job_json(job: Job) -> dict[str, Any]:
-    return job.to_json()
-
-
 def _print_invocation(invocation: Invocation) -> None:
     state = "[green]ok[/]" if invocation.ok else f"[red]{invocation.error.get('errorType')}[/]" \
         if invocation.error else "?"
@@ -136,7 +132,7 @@ def cmd_run(cloud: LocalCloud, args: argparse.Namespace) -> int:
     elapsed = time.monotonic() - started
     if args.json:
         totals = {c: sum(getattr(j, c) for j in jobs) for c in COUNTER_COLUMNS}
-        print(json.dumps({"jobs": [job_json(j) for j in jobs], "totals": totals,
+        print(json.dumps({"jobs": [j.to_json() for j in jobs], "totals": totals,
                           "elapsed_seconds": round(elapsed, 2)}, indent=2))
     else:
         out.print(jobs_table(jobs, title=f"Settled in {elapsed:.1f} s"))
@@ -272,7 +268,7 @@ def cmd_status(cloud: LocalCloud, args: argparse.Namespace) -> int:
                 jobs = _selected_jobs(cloud, args.job)
                 live.update(jobs_table(jobs))
     if args.json:
-        print(json.dumps({"jobs": [job_json(j) for j in jobs]}, indent=2))
+        print(json.dumps({"jobs": [j.to_json() for j in jobs]}, indent=2))
     elif not args.watch:
         out.print(jobs_table(jobs))
     if args.job and not jobs:

@@ -253,7 +253,6 @@ class _Work:
         self.retries: list[tuple[Move, Delivery, int]] = []  # what to retry, and after how many seconds
         self._delays: dict[int, int] = {}
         self.letters: list[tuple[Move, DeadLetter]] = []
-        self._deliveries = {d.email: d for d in batch.deliveries}
 
     def claims(self, report: BatchReport) -> list[Claim]:
         claims, seen = [], set()

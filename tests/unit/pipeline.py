@@ -11,7 +11,6 @@ import boto3
 
 from common.jobs import DynamoJobs, Job, Upload
 from common.ledger import DynamoLedger
-from common.messages import ContactBatch
 from common.parsing import import_upload
 from common.sending import BatchReport, RetryPolicy, SendPorts, deliver_message
 from localcloud.deploy import Deployment
@@ -136,10 +135,3 @@ class Pipeline:
 
     def attempts_per_address(self) -> Counter[str]:
         return Counter(e.to for e in self.outbox.recorded)
-
-    def first_message(self) -> Message:
-        return self.inbox[0]
-
-    @staticmethod
-    def batch_of(message: Message) -> ContactBatch:
-        return ContactBatch.decode(message.body)
