@@ -144,12 +144,13 @@ def cmd_run(cloud: LocalCloud, args: argparse.Namespace) -> int:
 def _wait_with_progress(cloud: LocalCloud, uploaded: list, timeout: float) -> list[Job]:
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, transient=True) as progress:
-        tasks = {u.job_id: progress.add_task(f"{u.key} waiting", total=None) for u in uploaded}
+        tasks = [progress.add_task(f"{u.key} pending", total=None) for u in uploaded]
 
         def show(jobs: list[Job]) -> None:
-            for job in jobs:
-                progress.update(tasks[job.job_id], description=f"{job.key} {job.status.value.lower()}",
-                                total=job.rows if job.stage.value != "PARSING" else None, completed=job.settled)
+            for task, job in zip(tasks, jobs, strict=True):
+                progress.update(task, description=f"{job.key} {job.status.value.lower()}",
+                                total=job.rows if job.stage.value not in ("PENDING", "PARSING") else None,
+                                completed=job.settled)
 
         return cloud.wait(uploaded, timeout=timeout, on_progress=show)
 

@@ -115,21 +115,32 @@ class LocalCloud:
             if runtime is not self.runtime:
                 runtime.stop()
 
-    def jobs(self, job_ids: Iterable[str] | None = None) -> list[Job]:
+    def jobs(self, uploaded: Iterable[Uploaded] | None = None) -> list[Job]:
+        """Job records; an object in incoming/ that no parse has picked up yet shows as PENDING."""
         store = self.jobs_store
-        if job_ids is None:
-            return store.all()
-        return [job for job_id in job_ids if (job := store.get(job_id)) is not None]
+        if uploaded is not None:
+            return [store.get(u.job_id) or Job.pending(Upload(bucket=self.bucket, key=u.key, etag=""))
+                    for u in uploaded]
+        jobs = store.all()
+        known = {job.job_id for job in jobs}
+        pages = self.client("s3").get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
+                                                                             Prefix=UPLOAD_PREFIX)
+        for page in pages:
+            for item in page.get("Contents", []):
+                upload = Upload(bucket=self.bucket, key=item["Key"], etag=item["ETag"].strip('"'))
+                if item["Key"].endswith(".csv") and upload.job_id not in known:
+                    jobs.append(Job.pending(upload))
+        return jobs
 
     def wait(self, uploaded: list[Uploaded], timeout: float = 600,
              on_progress: Callable[[list[Job]], None] | None = None) -> list[Job]:
         """Until every uploaded file's job has settled and the runtime has nothing left to do."""
         deadline = time.monotonic() + timeout
         while True:
-            jobs = self.jobs(u.job_id for u in uploaded)
+            jobs = self.jobs(uploaded)
             if on_progress:
                 on_progress(jobs)
-            settled = len(jobs) == len(uploaded) and all(job.done for job in jobs)
+            settled = all(job.done for job in jobs)
             if settled and (self.runtime is None or self.runtime.idle()):
                 if self.runtime is not None:
                     self.runtime.logs.flush()

@@ -21,6 +21,7 @@ MAX_DISTINCT_REASONS = 20
 class Stage(StrEnum):
     """What the parser has done; the user-facing status is derived from it and the counters."""
 
+    PENDING = "PENDING"  # never stored: an uploaded object no parse has picked up yet
     PARSING = "PARSING"
     PARSED = "PARSED"
     FAILED = "FAILED"
@@ -89,6 +90,8 @@ class Job:
 
     @property
     def status(self) -> JobStatus:
+        if self.stage is Stage.PENDING:
+            return JobStatus.PENDING
         if self.stage is Stage.FAILED:
             return JobStatus.FAILED
         if self.stage is Stage.PARSING:
@@ -98,7 +101,11 @@ class Job:
     @property
     def done(self) -> bool:
         """Nothing more will happen to this job's rows."""
-        return self.stage is not Stage.PARSING and self.settled >= self.rows
+        return self.stage not in (Stage.PENDING, Stage.PARSING) and self.settled >= self.rows
+
+    @classmethod
+    def pending(cls, upload: Upload) -> Job:
+        return cls(job_id=upload.job_id, bucket=upload.bucket, key=upload.key, stage=Stage.PENDING)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

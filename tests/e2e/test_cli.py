@@ -67,6 +67,11 @@ def test_run_json_settles_two_files_sharing_contacts_with_one_email_per_address(
     assert [j["key"] for j in one] == ["incoming/b.csv"]
     watched = localcloud("status", "--watch")  # returns at once: every job is settled
     assert watched.returncode == 0 and "SUCCEEDED" in watched.stdout
+    # A file uploaded while no runtime runs is PENDING until one picks it up
+    third = write_sample(tmp_path / "c.csv", 10, start=500)
+    assert "no `localcloud up` is running" in localcloud("upload", str(third)).stdout
+    pending = json.loads(localcloud("status", "c.csv", "--json").stdout)["jobs"]
+    assert [(j["key"], j["status"]) for j in pending] == [("incoming/c.csv", "PENDING")]
 
 
 def test_run_refuses_a_missing_file_clearly(localcloud):
