@@ -7,11 +7,21 @@ a header row naming an email column is also understood.
 from __future__ import annotations
 
 import csv
+import functools
+import importlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
+
+# A file's addresses share a handful of domains, and checking a domain (IDNA, special-use names)
+# is most of email-validator's work. Its domain check is a pure function of its arguments, so
+# remembering it changes no verdict; invalid domains raise and are not remembered.
+_validator_module = importlib.import_module("email_validator.validate_email")  # the module, not the function
+if not hasattr(_validator_module.validate_email_domain_name, "cache_info"):
+    _validator_module.validate_email_domain_name = functools.lru_cache(maxsize=4096)(
+        _validator_module.validate_email_domain_name)
 
 SEED_COLUMNS = ("name", "email", "phone", "street", "city", "state", "zip")
 MAX_NAME_LENGTH = 200

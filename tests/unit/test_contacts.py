@@ -84,3 +84,31 @@ def test_rejected_cells_that_a_spreadsheet_would_run_are_written_as_text():
     assert spreadsheet_safe("=cmd|' /C calc'!A0") == "'=cmd|' /C calc'!A0"
     assert spreadsheet_safe("@SUM(1)") == "'@SUM(1)"
     assert spreadsheet_safe("Ann Lee") == "Ann Lee"
+
+
+def test_remembering_domain_checks_changes_no_verdict():
+    import importlib
+
+    import email_validator.syntax as syntax
+
+    module = importlib.import_module("email_validator.validate_email")
+
+    addresses = ["Ann@Example.com", "b@EXAMPLE.COM", "jürgen@bücher.de", "x@localhost", "y@invalid",
+                 "z@-bad-.com", "w@xn--bcher-kva.de", "v@a..b", "u@[127.0.0.1]", "t@" + "a" * 64 + ".com",
+                 "s@example.com", "r@ex_ample.com", "q@exa mple.com", "p@test"]
+
+    def verdict(address):
+        try:
+            return normalise_email(address)
+        except InvalidEmail as error:
+            return str(error)
+
+    cached = [verdict(a) for a in addresses * 2]
+    remembered = module.validate_email_domain_name
+    module.validate_email_domain_name = syntax.validate_email_domain_name  # the library's own, uncached
+    try:
+        uncached = [verdict(a) for a in addresses * 2]
+    finally:
+        module.validate_email_domain_name = remembered
+    assert cached == uncached
+    assert remembered.cache_info().hits > 0
