@@ -25,6 +25,10 @@ SPOOL_BYTES = 1024 * 1024  # rejects stay in memory up to this, then spill to /t
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+class ObjectGone(LookupError):
+    """The object an event named is not there any more: there is nothing to import."""
+
+
 def _relative(key: str) -> str:
     return key[len(INCOMING_PREFIX):] if key.startswith(INCOMING_PREFIX) else key
 
@@ -68,11 +72,22 @@ class S3Uploads:
         self._processed_objects = processed_objects
 
     def lines(self, upload: Upload) -> Iterator[str]:
-        """Decoded as UTF-8 (a BOM is dropped); `newline=""` leaves CR/LF handling to the csv module."""
+        """Opens the object now (raising ObjectGone if it no longer exists) and streams its lines,
+        decoded as UTF-8 (a BOM is dropped; `newline=""` leaves CR/LF handling to the csv module)."""
         request = {"Bucket": upload.bucket, "Key": upload.key}
         if upload.version_id:
             request["VersionId"] = upload.version_id
-        body = self._client.get_object(**request)["Body"]
+        try:
+            body = self._client.get_object(**request)["Body"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("NoSuchKey", "NoSuchVersion"):
+                raise ObjectGone(f"{upload.key} no longer exists (already imported and archived, or deleted)") \
+                    from None
+            raise
+        return self._decoded(body)
+
+    @staticmethod
+    def _decoded(body) -> Iterator[str]:
         with io.TextIOWrapper(io.BufferedReader(body, buffer_size=256 * 1024), encoding="utf-8-sig",
                               newline="") as text:
             yield from text

@@ -14,7 +14,7 @@ from common.contacts import InvalidRow
 from common.jobs import DynamoJobs, Upload
 from common.parsing import import_upload
 from common.queue import ContactsQueue
-from common.uploads import S3Uploads
+from common.uploads import ObjectGone, S3Uploads
 
 logger = Logger()
 tracer = Tracer()
@@ -40,8 +40,14 @@ def lambda_handler(event: S3Event, context: LambdaContext) -> dict:
         upload = Upload(bucket=record.s3.bucket.name, key=unquote_plus(s3_object.key), etag=s3_object.etag,
                         size=s3_object.size or 0, version_id=s3_object.version_id or "")
         logger.set_correlation_id(upload.job_id)
-        result = import_upload(upload, uploads.lines(upload), jobs, contacts_queue, uploads,
-                               on_invalid=log_invalid_row)
+        try:
+            lines = uploads.lines(upload)
+        except ObjectGone as gone:  # e.g. a late copy of an event whose object was already archived
+            logger.warning("nothing to import", extra={"reason": str(gone)})
+            metrics.add_metric(name="ObjectsGone", unit=MetricUnit.Count, value=1)
+            imported.append({"job_id": upload.job_id, "skipped": str(gone)})
+            continue
+        result = import_upload(upload, lines, jobs, contacts_queue, uploads, on_invalid=log_invalid_row)
         tally = result.tally
         if result.already_imported:
             logger.info("object already imported; skipped")

@@ -111,10 +111,10 @@ def test_invoke_runs_a_function_once_with_an_event_file(cloud):
 
 
 def test_a_parse_that_keeps_failing_lands_in_the_on_failure_queue(cloud):
-    # Given an S3 notification for an object that is gone by the time the function runs
+    # Given an S3 notification the function cannot handle (its bucket does not exist)
     spec = cloud.deployment.function("ParseCsvFunction")
     event = json.loads((EVENTS / "s3_put.json").read_text())
-    event["Records"][0]["s3"]["object"]["key"] = "incoming/vanished.csv"
+    event["Records"][0]["s3"]["bucket"]["name"] = "no-such-bucket-anywhere"
     cloud.client("sqs").send_message(QueueUrl=spec.s3_sources[0].notification_queue_url, MessageBody=json.dumps(event))
     # When Lambda's asynchronous retries are used up
     deadline = time.monotonic() + 60
@@ -124,8 +124,19 @@ def test_a_parse_that_keeps_failing_lands_in_the_on_failure_queue(cloud):
     (failure,) = failures
     assert failure["requestContext"]["condition"] == "RetriesExhausted"
     assert failure["requestContext"]["approximateInvokeCount"] == 1 + spec.async_retries
-    assert failure["requestPayload"]["Records"][0]["s3"]["object"]["key"] == "incoming/vanished.csv"
-    assert failure["responsePayload"]["errorType"] == "NoSuchKey"
+    assert failure["requestPayload"]["Records"][0]["s3"]["bucket"]["name"] == "no-such-bucket-anywhere"
+    assert failure["responsePayload"]["errorType"] == "NoSuchBucket"
+
+
+def test_an_event_whose_object_is_already_gone_imports_nothing_and_fails_nothing(cloud):
+    # Given an event for an object that was archived or deleted before the function ran
+    event = json.loads((EVENTS / "s3_put.json").read_text())
+    event["Records"][0]["s3"]["object"]["key"] = "incoming/vanished.csv"
+    invocation = cloud.invoke("ParseCsvFunction", event)
+    # Then the invocation succeeds, says why it skipped, and leaves no job behind
+    assert invocation.ok, invocation.error
+    assert "no longer exists" in invocation.response["jobs"][0]["skipped"]
+    assert not [j for j in cloud.jobs() if j.key == "incoming/vanished.csv"]
 
 
 def test_a_batch_the_redrive_policy_moved_is_shown_with_a_reason(cloud):

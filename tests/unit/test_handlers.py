@@ -67,7 +67,11 @@ def test_parse_csv_streams_the_uploaded_file_into_contact_batches(aws, monkeypat
         "processed/sample contacts.csv", "rejects/sample contacts.csv"}
     # And the same event again changes nothing
     again = app.lambda_handler(event("s3_put.json"), LambdaContext())
-    assert again["jobs"][0]["already_imported"] is True
+    assert "no longer exists" in again["jobs"][0]["skipped"]  # it was archived to processed/
+    depth = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=aws.outputs["ContactsQueueUrl"],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    assert sum(int(n) for n in depth.values()) == 1  # still only the first import's batch
 
 
 def test_send_email_sends_records_and_dead_letters_per_contact(aws, monkeypatch):
