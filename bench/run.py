@@ -17,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,10 +71,7 @@ def one_run(contacts: int, workdir: Path) -> Run:
                 slow_max_seconds=float(parameters["SimulatedSlowMaxSeconds"]), outbox_table=""), outbox=None)
             latency = sum(provider.latency_for(e.to, e.attempt) for e in cloud.outbox())
             in_flight = int(parameters["SendMaxConcurrency"]) * int(parameters["SendsInFlight"])
-            request_counts: dict[str, int] = {}
-            for pool in cloud.runtime.pools.values():
-                for name, count in pool.aws_requests.items():
-                    request_counts[name] = request_counts.get(name, 0) + count
+            request_counts = sum((pool.aws_requests for pool in cloud.runtime.pools.values()), Counter())
             parse = cloud.runtime.pools["ParseCsvFunction"].invocations
             return Run(contacts=contacts, rows=sum(j.rows for j in jobs), seconds=seconds,
                        floor_seconds=latency / in_flight, requests=request_counts,

@@ -119,8 +119,7 @@ class LocalCloud:
         """Job records; an object in incoming/ that no parse has picked up yet shows as PENDING."""
         store = self.jobs_store
         if uploaded is not None:
-            return [store.get(u.job_id) or Job.pending(Upload(bucket=self.bucket, key=u.key, etag=""))
-                    for u in uploaded]
+            return [store.get(u.job_id) or Job.pending(u.job_id, self.bucket, u.key) for u in uploaded]
         jobs = store.all()
         known = {job.job_id for job in jobs}
         pages = self.client("s3").get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
@@ -129,7 +128,7 @@ class LocalCloud:
             for item in page.get("Contents", []):
                 upload = Upload(bucket=self.bucket, key=item["Key"], etag=item["ETag"].strip('"'))
                 if item["Key"].endswith(".csv") and upload.job_id not in known:
-                    jobs.append(Job.pending(upload))
+                    jobs.append(Job.pending(upload.job_id, self.bucket, upload.key))
         return jobs
 
     def wait(self, uploaded: list[Uploaded], timeout: float = 600,

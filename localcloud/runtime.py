@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -93,8 +94,7 @@ class ExecutionEnvironment:
         if not self._ready:
             if not self._connection.poll(INIT_TIMEOUT_SECONDS):
                 self.close()
-                return Invocation(spec.name, request_id, None, {"errorType": "Runtime.InitTimeout",
-                                  "errorMessage": f"init took over {INIT_TIMEOUT_SECONDS} s"}, "", 0, 0, 0)
+                return self._failed(request_id, "Runtime.InitTimeout", f"init took over {INIT_TIMEOUT_SECONDS} s")
             self._connection.recv()
             self._ready = True
         deadline = time.time() + spec.timeout_seconds
@@ -108,13 +108,17 @@ class ExecutionEnvironment:
                 return Invocation(function=spec.name, request_id=request_id, **result)
             except EOFError:
                 self.close()
-                return Invocation(spec.name, request_id, None, {"errorType": "Runtime.ExitError",
-                                  "errorMessage": "the runtime exited"}, "", 0, 0, 0)
+                return self._failed(request_id, "Runtime.ExitError", "the runtime exited")
         self.close()
-        return Invocation(spec.name, request_id, None,
-                          {"errorType": "Sandbox.Timedout",
-                           "errorMessage": f"Task timed out after {spec.timeout_seconds:.2f} seconds"},
-                          "", spec.timeout_seconds * 1000, 0, 0, timed_out=True)
+        return self._failed(request_id, "Sandbox.Timedout", f"Task timed out after {spec.timeout_seconds:.2f} seconds",
+                            timed_out=True)
+
+    def _failed(self, request_id: str, error_type: str, message: str, timed_out: bool = False) -> Invocation:
+        """An invocation the runtime itself ended (no answer from the handler)."""
+        return Invocation(function=self.spec.name, request_id=request_id, response=None,
+                          error={"errorType": error_type, "errorMessage": message}, log="",
+                          duration_ms=self.spec.timeout_seconds * 1000 if timed_out else 0, init_ms=0,
+                          max_memory_mb=0, timed_out=timed_out)
 
     @property
     def alive(self) -> bool:
@@ -213,8 +217,8 @@ class FunctionPool:
         self._lock = threading.Lock()
         self._on_invocation = on_invocation
         self.in_flight = 0
-        self.aws_requests: dict[str, int] = {}
-        self.faults_injected: dict[str, int] = {}
+        self.aws_requests: Counter[str] = Counter()
+        self.faults_injected: Counter[str] = Counter()
         self.invocations: list[Invocation] = []
 
     def invoke(self, event: Any) -> Invocation:
@@ -230,10 +234,8 @@ class FunctionPool:
             self._logs.write(self.spec, environment.log_stream, invocation, started_ms)
             with self._lock:
                 self.invocations.append(replace(invocation, log=""))
-                for name, count in invocation.aws_requests.items():
-                    self.aws_requests[name] = self.aws_requests.get(name, 0) + count
-                for name, count in invocation.faults_injected.items():
-                    self.faults_injected[name] = self.faults_injected.get(name, 0) + count
+                self.aws_requests.update(invocation.aws_requests)
+                self.faults_injected.update(invocation.faults_injected)
             if environment.alive and not invocation.timed_out:
                 with self._lock:
                     self._idle.append(environment)

@@ -104,8 +104,8 @@ class Job:
         return self.stage not in (Stage.PENDING, Stage.PARSING) and self.settled >= self.rows
 
     @classmethod
-    def pending(cls, upload: Upload) -> Job:
-        return cls(job_id=upload.job_id, bucket=upload.bucket, key=upload.key, stage=Stage.PENDING)
+    def pending(cls, job_id: str, bucket: str, key: str) -> Job:
+        return cls(job_id=job_id, bucket=bucket, key=key, stage=Stage.PENDING)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

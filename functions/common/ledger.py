@@ -276,8 +276,7 @@ class DynamoLedger:
 
         False when the contact is no longer EXHAUSTED at that attempt (already redriven).
         """
-        try:
-            self._client.transact_write_items(TransactItems=[
+        lost = self._transact([
                 {"Update": {
                     "TableName": self._contacts, "Key": {"email": {"S": email}},
                     "UpdateExpression": "SET #state = :blocked, next_attempt_at = :zero, updated_at = :now",
@@ -290,12 +289,8 @@ class DynamoLedger:
                 {"Update": {
                     "TableName": self._jobs, "Key": counter_item_key(job_id, f"redrive:{email}"),
                     "UpdateExpression": "ADD exhausted :minus, retried :plus",
-                    "ExpressionAttributeValues": {":minus": {"N": "-1"}, ":plus": {"N": "1"}}}}])
-            return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "TransactionCanceledException":
-                return False
-            raise
+                    "ExpressionAttributeValues": {":minus": {"N": "-1"}, ":plus": {"N": "1"}}}}], drop_lost=False)
+        return not lost
 
     # -- transactions -----------------------------------------------------------------------
     def _transact(self, ops: list[dict[str, Any]], drop_lost: bool = True) -> dict[int, dict[str, Any] | None]:
