@@ -9,10 +9,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEV_STAMP := $(VENV)/.dev-installed
 LINT_STAMP := $(VENV)/.lint-installed
+SCAN_VENV := .venv-scan
+SCAN_STAMP := $(SCAN_VENV)/.installed
 LOCALCLOUD := $(BIN)/python -m localcloud
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv test test-unit test-e2e lint demo up logs build deploy deploy-localstack stop clean bench
+.PHONY: help venv test test-unit test-e2e lint audit demo up logs build deploy deploy-localstack stop clean bench
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -30,6 +32,13 @@ $(LINT_STAMP): requirements-lint.txt $(DEV_STAMP)
 	$(BIN)/pip install -q -r requirements-lint.txt
 	@touch $@
 
+$(SCAN_STAMP): requirements-scan.txt
+	@test -n "$(PYTHON313)" || { echo "Python 3.13 is needed (python3.13 on PATH, or pyenv install 3.13)"; exit 1; }
+	$(PYTHON313) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install -q --upgrade pip
+	$(SCAN_VENV)/bin/pip install -q -r requirements-scan.txt
+	@touch $@
+
 venv: $(DEV_STAMP) ## create .venv (Python 3.13) with everything tests and the local cloud need
 
 test: $(DEV_STAMP) ## all tests: unit (moto in-process) and end-to-end (embedded local cloud)
@@ -41,11 +50,21 @@ test-unit: $(DEV_STAMP) ## unit tests only
 test-e2e: $(DEV_STAMP) ## end-to-end tests only
 	env -u AWS_ENDPOINT_URL $(BIN)/python -m pytest tests/e2e
 
-lint: $(LINT_STAMP) ## ruff, sam validate --lint, cfn-lint, bandit
+lint: $(LINT_STAMP) $(SCAN_STAMP) ## ruff, sam validate --lint, cfn-lint, bandit, checkov, pip-audit
 	$(BIN)/ruff check functions localcloud tests bench
 	$(BIN)/sam validate --lint
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/bandit -q -r functions localcloud bench
+	$(SCAN_VENV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
+	@$(MAKE) --no-print-directory audit
+
+# pip-audit asks PyPI's JSON API for known vulnerabilities; a machine that cannot reach it says so loudly.
+audit: $(SCAN_STAMP) ## pip-audit of the pinned requirements (function and development)
+	@if $(SCAN_VENV)/bin/python -c 'import json, urllib.request; json.load(urllib.request.urlopen("https://pypi.org/pypi/pip-audit/2.10.1/json", timeout=10))' 2>/dev/null; then \
+		$(SCAN_VENV)/bin/pip-audit --strict -r functions/requirements.txt -r requirements-dev.txt; \
+	else \
+		echo "pip-audit: NOT AUDITED - PyPI's vulnerability API (https://pypi.org/pypi/<name>/<version>/json) is unreachable from this machine"; \
+	fi
 
 demo: $(DEV_STAMP) ## the main job on the embedded local cloud: two sample files, one summary
 	@$(LOCALCLOUD) stop >/dev/null
@@ -70,7 +89,7 @@ stop: $(DEV_STAMP) ## stop the background moto server
 
 clean: ## stop the emulator, remove the venv and build output
 	-@test -x $(BIN)/python && $(LOCALCLOUD) stop
-	rm -rf $(VENV) .aws-sam .localcloud .pytest_cache .ruff_cache .hypothesis demo/*.csv
+	rm -rf $(VENV) $(SCAN_VENV) .aws-sam .localcloud .pytest_cache .ruff_cache .hypothesis demo/*.csv
 
 bench: $(DEV_STAMP) ## end-to-end benchmark (SIZES="10000 100000" RUNS=3 for the full one); writes bench/results.md
 	$(BIN)/python -m bench.run --sizes $(or $(SIZES),10000) --runs $(or $(RUNS),1)
