@@ -54,12 +54,14 @@ class _Env:
 class ParseSettings:
     contacts_queue_url: str
     jobs_table: str
+    continuations_queue_url: str
     processed_objects: str  # move | keep | delete
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ParseSettings:
         env = _Env(os.environ if environ is None else environ)
         settings = cls(contacts_queue_url=env.required("CONTACTS_QUEUE_URL"), jobs_table=env.required("JOBS_TABLE"),
+                       continuations_queue_url=env.required("PARSE_CONTINUATIONS_QUEUE_URL"),
                        processed_objects=env.parsed("PROCESSED_OBJECTS", str, "move",
                                                     lambda v: v in ("move", "keep", "delete"),
                                                     "'move', 'keep' or 'delete'"))

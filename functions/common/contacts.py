@@ -26,6 +26,8 @@ if not hasattr(_validator_module.validate_email_domain_name, "cache_info"):
 SEED_COLUMNS = ("name", "email", "phone", "street", "city", "state", "zip")
 MAX_NAME_LENGTH = 200
 MAX_FIELD_LENGTH = 1_000
+# About 100 bytes each: the in-file duplicate check stays under ~20 MB however long the file is.
+MAX_REMEMBERED_EMAILS = 200_000
 _EMAIL_HEADERS = {"email", "e-mail", "email address", "mail"}
 _NAME_HEADERS = {"name", "full name", "fullname", "contact", "contact name"}
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
@@ -79,27 +81,37 @@ def clean_name(raw: str) -> str:
 
 
 @dataclass(frozen=True)
-class _Layout:
+class Layout:
+    """Where a file's name and email are, and how many columns a row may have."""
+
     name_column: int
     email_column: int
     min_columns: int
     max_columns: int
 
+    def to_json(self) -> dict[str, int]:
+        return {"name_column": self.name_column, "email_column": self.email_column,
+                "min_columns": self.min_columns, "max_columns": self.max_columns}
 
-_SEED_LAYOUT = _Layout(name_column=0, email_column=1, min_columns=2, max_columns=len(SEED_COLUMNS))
+    @classmethod
+    def from_json(cls, data: dict[str, int]) -> Layout:
+        return cls(**{k: int(v) for k, v in data.items()})
 
 
-def _header_layout(fields: list[str]) -> _Layout | None:
+SEED_LAYOUT = Layout(name_column=0, email_column=1, min_columns=2, max_columns=len(SEED_COLUMNS))
+
+
+def _header_layout(fields: list[str]) -> Layout | None:
     labels = [field.strip().lower() for field in fields]
     email_column = next((i for i, label in enumerate(labels) if label in _EMAIL_HEADERS), None)
     if email_column is None:
         return None
     name_column = next((i for i, label in enumerate(labels) if label in _NAME_HEADERS), 0 if email_column else 1)
     needed = max(email_column, name_column) + 1
-    return _Layout(name_column=name_column, email_column=email_column, min_columns=needed, max_columns=len(fields))
+    return Layout(name_column=name_column, email_column=email_column, min_columns=needed, max_columns=len(fields))
 
 
-def _judge(fields: list[str], row: int, layout: _Layout) -> Contact | InvalidRow:
+def _judge(fields: list[str], row: int, layout: Layout) -> Contact | InvalidRow:
     if len(fields) < layout.min_columns:
         return InvalidRow(row, f"too few columns ({len(fields)}, expected at least {layout.min_columns})",
                           tuple(fields))
@@ -118,36 +130,54 @@ def _judge(fields: list[str], row: int, layout: _Layout) -> Contact | InvalidRow
     return Contact(email=email, name=name, row=row)
 
 
-def read_contacts(lines: Iterable[str]) -> Iterator[RowVerdict]:
-    """Yield one verdict per CSV record; blank lines are not records.
+class ContactReader:
+    """One verdict per CSV record; blank lines are not records.
 
-    `lines` is any iterable of text lines (a streamed S3 body decoded as UTF-8), so the
-    file is never held whole in memory. The row number is the record's line in the file.
-    Emails already seen in this file come back as DuplicateRow.
+    `lines` is any iterable of text lines (a streamed S3 body decoded as UTF-8), so the file is
+    never held whole in memory. A row's number is its record's line in the file: `first_line` is
+    how many lines came before `lines` (an import that goes on from a checkpoint). `layout` is
+    found from the first record (a header, or the seed's columns) unless given.
+
+    Emails already seen come back as DuplicateRow; the first `remember` emails are remembered,
+    which keeps memory flat on huge files (the ledger still catches any later duplicate).
     """
-    reader = csv.reader(lines, skipinitialspace=True, strict=False)
-    layout: _Layout | None = None
-    seen: set[str] = set()
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as error:  # e.g. a field over the csv module's size limit
-            yield InvalidRow(reader.line_num, f"unreadable CSV record: {error}", ())
-            continue
-        if not fields or (len(fields) == 1 and not fields[0].strip()):
-            continue  # a blank line is not a record
-        row = reader.line_num
-        if layout is None:
-            layout = _header_layout(fields)
-            if layout is not None:
+
+    def __init__(self, lines: Iterable[str], layout: Layout | None = None, first_line: int = 0,
+                 remember: int = MAX_REMEMBERED_EMAILS):
+        self.layout = layout
+        self._lines = lines
+        self._first_line = first_line
+        self._remember = remember
+
+    def __iter__(self) -> Iterator[RowVerdict]:
+        reader = csv.reader(self._lines, skipinitialspace=True, strict=False)
+        seen: set[str] = set()
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:  # e.g. a field over the csv module's size limit
+                yield InvalidRow(self._first_line + reader.line_num, f"unreadable CSV record: {error}", ())
                 continue
-            layout = _SEED_LAYOUT
-        verdict = _judge(fields, row, layout)
-        if isinstance(verdict, Contact):
-            if verdict.email in seen:
-                yield DuplicateRow(row, verdict.email)
-                continue
-            seen.add(verdict.email)
-        yield verdict
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue  # a blank line is not a record
+            row = self._first_line + reader.line_num
+            if self.layout is None:
+                self.layout = _header_layout(fields)
+                if self.layout is not None:
+                    continue
+                self.layout = SEED_LAYOUT
+            verdict = _judge(fields, row, self.layout)
+            if isinstance(verdict, Contact):
+                if verdict.email in seen:
+                    yield DuplicateRow(row, verdict.email)
+                    continue
+                if len(seen) < self._remember:
+                    seen.add(verdict.email)
+            yield verdict
+
+
+def read_contacts(lines: Iterable[str]) -> Iterator[RowVerdict]:
+    """The verdicts of a whole file (see ContactReader)."""
+    return iter(ContactReader(lines))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from botocore.exceptions import ClientError
 
 from common.aws import client as aws_client
+from common.contacts import Layout
 from common.ledger import JOB_ITEM, Counter
 
 if TYPE_CHECKING:
@@ -61,6 +63,46 @@ class ParseTally:
         if reason not in self.invalid_reasons and len(self.invalid_reasons) >= MAX_DISTINCT_REASONS:
             reason = "other reasons"
         self.invalid_reasons[reason] = self.invalid_reasons.get(reason, 0) + 1
+
+
+    def copy(self) -> ParseTally:
+        return replace(self, invalid_reasons=dict(self.invalid_reasons))
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """How far the import of a file has got: segment `segment` starts at byte `offset`, after
+    `line` lines; `tally` counts every row before it; `rejects_parts` hold earlier segments' rejects."""
+
+    segment: int = 0
+    offset: int = 0
+    line: int = 0
+    layout: Layout | None = None
+    tally: ParseTally = field(default_factory=ParseTally)
+    rejects_parts: tuple[str, ...] = ()
+
+    def encode(self) -> str:
+        return json.dumps({"segment": self.segment, "offset": self.offset, "line": self.line,
+                           "layout": self.layout.to_json() if self.layout else None,
+                           "tally": asdict(self.tally), "rejects_parts": list(self.rejects_parts)})
+
+    @classmethod
+    def decode(cls, text: str) -> Checkpoint:
+        data = json.loads(text)
+        return cls(segment=data["segment"], offset=data["offset"], line=data["line"],
+                   layout=Layout.from_json(data["layout"]) if data["layout"] else None,
+                   tally=ParseTally(**data["tally"]), rejects_parts=tuple(data["rejects_parts"]))
+
+
+@dataclass(frozen=True)
+class ImportState:
+    """A job still being parsed: where the next segment starts, and the last segment a
+    continuation was requested for."""
+
+    upload: Upload
+    checkpoint: Checkpoint
+    continued: int = 0
+    content_etag: str = ""
 
 
 @dataclass
@@ -116,9 +158,21 @@ class Job:
 
 
 class JobStore(Protocol):
-    def begin(self, upload: Upload) -> bool: ...
+    def begin(self, upload: Upload, content_etag: str = "") -> ImportState | None:
+        """Create the job, or find it still being parsed; None once its parse has finished."""
+        ...
 
-    def finish(self, job_id: str, tally: ParseTally, failure_reason: str = "", rejects_key: str = "") -> None: ...
+    def resume(self, job_id: str) -> ImportState | None: ...
+
+    def save_checkpoint(self, job_id: str, checkpoint: Checkpoint) -> bool:
+        """Move the job from segment `checkpoint.segment - 1` to `checkpoint`; False if another
+        invocation already moved it."""
+        ...
+
+    def mark_continued(self, job_id: str, segment: int) -> None: ...
+
+    def finish(self, job_id: str, tally: ParseTally, failure_reason: str = "", rejects_key: str = "",
+               segment: int = 0) -> None: ...
 
 
 def _now() -> str:
@@ -132,41 +186,78 @@ class DynamoJobs:
         self._table = table_name
         self._client = client or aws_client("dynamodb")
 
-    def begin(self, upload: Upload) -> bool:
-        """Start (or restart, after a crash mid-parse) the job; False if it was already parsed."""
+    def begin(self, upload: Upload, content_etag: str = "") -> ImportState | None:
+        first = Checkpoint()
         try:
             self._client.put_item(
                 TableName=self._table,
                 Item={"job_id": {"S": upload.job_id}, "item": {"S": JOB_ITEM}, "stage": {"S": Stage.PARSING.value},
                       "bucket": {"S": upload.bucket}, "key": {"S": upload.key}, "etag": {"S": upload.etag},
-                      "size": {"N": str(upload.size)}, "started_at": {"S": _now()}},
-                ConditionExpression="attribute_not_exists(job_id) OR stage = :parsing",
-                ExpressionAttributeValues={":parsing": {"S": Stage.PARSING.value}})
+                      "version_id": {"S": upload.version_id}, "content_etag": {"S": content_etag or upload.etag},
+                      "size": {"N": str(upload.size)},
+                      "started_at": {"S": _now()}, "parse_segment": {"N": "0"}, "parse_continued": {"N": "0"},
+                      "parse_checkpoint": {"S": first.encode()}},
+                ConditionExpression="attribute_not_exists(job_id)")
+            return ImportState(upload=upload, checkpoint=first, content_etag=content_etag or upload.etag)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        return self.resume(upload.job_id)
+
+    def resume(self, job_id: str) -> ImportState | None:
+        item = self._client.get_item(TableName=self._table, Key={"job_id": {"S": job_id}, "item": {"S": JOB_ITEM}},
+                                     ConsistentRead=True).get("Item")
+        if not item or item["stage"]["S"] != Stage.PARSING.value:
+            return None
+        upload = Upload(bucket=item["bucket"]["S"], key=item["key"]["S"], etag=item["etag"]["S"],
+                        size=int(item["size"]["N"]), version_id=item.get("version_id", {}).get("S", ""))
+        checkpoint = Checkpoint.decode(item["parse_checkpoint"]["S"]) if "parse_checkpoint" in item else Checkpoint()
+        return ImportState(upload=upload, checkpoint=checkpoint,
+                           continued=int(item.get("parse_continued", {}).get("N", 0)),
+                           content_etag=item.get("content_etag", {}).get("S", upload.etag))
+
+    def save_checkpoint(self, job_id: str, checkpoint: Checkpoint) -> bool:
+        try:
+            self._client.update_item(
+                TableName=self._table, Key={"job_id": {"S": job_id}, "item": {"S": JOB_ITEM}},
+                UpdateExpression="SET parse_segment = :next, parse_checkpoint = :checkpoint",
+                ConditionExpression="stage = :parsing AND parse_segment = :previous",
+                ExpressionAttributeValues={":next": {"N": str(checkpoint.segment)},
+                                           ":previous": {"N": str(checkpoint.segment - 1)},
+                                           ":checkpoint": {"S": checkpoint.encode()},
+                                           ":parsing": {"S": Stage.PARSING.value}})
             return True
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
             raise
 
-    def finish(self, job_id: str, tally: ParseTally, failure_reason: str = "", rejects_key: str = "") -> None:
+    def mark_continued(self, job_id: str, segment: int) -> None:
+        self._client.update_item(
+            TableName=self._table, Key={"job_id": {"S": job_id}, "item": {"S": JOB_ITEM}},
+            UpdateExpression="SET parse_continued = :segment",
+            ExpressionAttributeValues={":segment": {"N": str(segment)}})
+
+    def finish(self, job_id: str, tally: ParseTally, failure_reason: str = "", rejects_key: str = "",
+               segment: int = 0) -> None:
         stage = Stage.FAILED if failure_reason else Stage.PARSED
         try:
             self._client.update_item(
                 TableName=self._table, Key={"job_id": {"S": job_id}, "item": {"S": JOB_ITEM}},
                 UpdateExpression="SET stage = :stage, #rows = :rows, invalid = :invalid, parse_duplicate = :dup, "
                                  "enqueued = :enqueued, invalid_reasons = :reasons, parsed_at = :now, "
-                                 "failure_reason = :why, rejects_key = :rejects",
-                ConditionExpression="stage = :parsing",
+                                 "failure_reason = :why, rejects_key = :rejects REMOVE parse_checkpoint",
+                ConditionExpression="stage = :parsing AND parse_segment = :segment",
                 ExpressionAttributeNames={"#rows": "rows"},
                 ExpressionAttributeValues={
                     ":stage": {"S": stage.value}, ":rows": {"N": str(tally.rows)},
                     ":invalid": {"N": str(tally.invalid)}, ":dup": {"N": str(tally.duplicate)},
                     ":enqueued": {"N": str(tally.enqueued)}, ":now": {"S": _now()}, ":why": {"S": failure_reason},
-                    ":rejects": {"S": rejects_key},
+                    ":rejects": {"S": rejects_key}, ":segment": {"N": str(segment)},
                     ":parsing": {"S": Stage.PARSING.value},
                     ":reasons": {"M": {k: {"N": str(v)} for k, v in tally.invalid_reasons.items()}}})
         except ClientError as error:
-            # A concurrent parse of the same object finished first with the same tally.
+            # A concurrent parse of the same segment finished first with the same tally.
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
 

@@ -1,14 +1,25 @@
-"""Importing one uploaded file: stream its rows, judge each, enqueue the contacts in batches."""
+"""Importing one uploaded file: stream its rows, judge each, enqueue the contacts in batches.
+
+A file too big for one invocation is imported in segments: before its deadline an invocation
+stops after a record, enqueues what it has read, checkpoints the byte offset in the job and asks
+for a continuation, which reads on from that byte. Each row is read, counted and enqueued in
+exactly one segment; a segment that crashes is read again from its checkpoint, and its contacts
+carry the same claim tokens, so the ledger treats them as the same work.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
-from common.contacts import Contact, DuplicateRow, InvalidRow, read_contacts
-from common.jobs import JobStore, ParseTally, Upload
+from common.contacts import Contact, ContactReader, DuplicateRow, InvalidRow
+from common.jobs import Checkpoint, ImportState, JobStore, ParseTally, Upload
+from common.lines import PositionedLines
 from common.messages import ContactBatch, Delivery, pack_batches
+
+# How many rows are judged between two looks at the clock (and so the least a segment reads).
+ROWS_BETWEEN_DEADLINE_CHECKS = 500
 
 
 class BatchSink(Protocol):
@@ -18,27 +29,60 @@ class BatchSink(Protocol):
 class RejectsSink(Protocol):
     def add(self, row: InvalidRow) -> None: ...
 
-    def close(self) -> str:
-        """Write what was added; return where (empty when there was nothing to write)."""
+    def close(self, earlier_parts: tuple[str, ...] = ()) -> str:
+        """Write the rejects file (earlier segments' parts, then these rows); return its key,
+        empty when there was nothing to write."""
+        ...
+
+    def close_part(self) -> str:
+        """Write these rows as one segment's part; return its key, empty when there were none."""
         ...
 
 
-class UploadArchive(Protocol):
-    def rejects_for(self, upload: Upload) -> RejectsSink: ...
+@dataclass(frozen=True)
+class OpenedObject:
+    stream: BinaryIO
+    etag: str  # of the content being read: later segments read only this content
+
+
+class Uploads(Protocol):
+    def open(self, upload: Upload, offset: int = 0, if_match: str = "") -> OpenedObject:
+        """The object's bytes from `offset`; raises ObjectGone when it is not there (any more),
+        or no longer has the ETag `if_match`."""
+        ...
+
+    def rejects_for(self, upload: Upload, segment: int = 0) -> RejectsSink: ...
 
     def archive(self, upload: Upload, failed: bool) -> str:
         """Move (or keep, or delete) the imported object; return its new key, if it has one."""
         ...
 
 
+class Continuations(Protocol):
+    def request(self, job_id: str, segment: int) -> None:
+        """Have a later invocation import segment `segment` of the job."""
+        ...
+
+
+class ObjectGone(LookupError):
+    """The object an event named is not there any more (or changed): there is nothing to import."""
+
+
 @dataclass(frozen=True)
 class ImportResult:
     job_id: str
-    already_imported: bool
     tally: ParseTally
+    segment: int = 0
+    already_imported: bool = False
+    skipped: str = ""  # why this invocation had nothing to read
+    continued: bool = False  # stopped before the end; the next segment was requested
     failure_reason: str = ""
     rejects_key: str = ""
     archived_key: str = ""
+
+
+def never() -> bool:
+    return False
 
 
 class _UntilUndecodable:
@@ -57,33 +101,101 @@ class _UntilUndecodable:
                             "save it as CSV UTF-8 and upload it again")
 
 
-def import_upload(upload: Upload, lines: Iterable[str], jobs: JobStore, queue: BatchSink, archive: UploadArchive,
-                  on_invalid: Callable[[InvalidRow], None] = lambda row: None) -> ImportResult:
-    """Every row ends up counted once in the job; invalid rows also in the rejects file, with their reason."""
-    if not jobs.begin(upload):
-        # Imported before (a repeated event, or the same object again): make sure it was archived.
-        return ImportResult(job_id=upload.job_id, already_imported=True, tally=ParseTally(),
-                            archived_key=archive.archive(upload, failed=False))
-    tally = ParseTally()
-    text = _UntilUndecodable(lines)
-    rejects = archive.rejects_for(upload)
+@dataclass
+class Importer:
+    jobs: JobStore
+    queue: BatchSink
+    uploads: Uploads
+    continuations: Continuations
+    on_invalid: Callable[[InvalidRow], None] = lambda row: None
 
-    def deliveries() -> Iterator[Delivery]:
-        for verdict in read_contacts(text):
-            tally.rows += 1
-            if isinstance(verdict, Contact):
-                tally.enqueued += 1
-                yield Delivery(email=verdict.email, name=verdict.name, row=verdict.row)
-            elif isinstance(verdict, DuplicateRow):
-                tally.duplicate += 1
-            else:
-                tally.reject(verdict.reason)
-                rejects.add(verdict)
-                on_invalid(verdict)
+    def import_upload(self, upload: Upload, should_stop: Callable[[], bool] = never) -> ImportResult:
+        """An S3 event: segment 0 of a new job. Every row ends up counted once in the job;
+        invalid rows also in the rejects file, with their reason."""
+        opened = self.uploads.open(upload)  # before the job exists: a vanished object leaves no job behind
+        stream = opened.stream
+        state = self.jobs.begin(upload, content_etag=opened.etag)
+        if state is None:
+            # Imported before (a repeated event, or the same object again): make sure it was archived.
+            stream.close()
+            return ImportResult(job_id=upload.job_id, tally=ParseTally(), already_imported=True,
+                                archived_key=self.uploads.archive(upload, failed=False))
+        if state.checkpoint.segment > 0:  # a retried event: later segments own the rest
+            stream.close()
+            return self._skip_segment(state, 0)
+        return self._read_segment(state, stream, should_stop)
 
-    queue.send(pack_batches(deliveries(), job_id=upload.job_id, source_key=upload.key))
-    rejects_key = rejects.close()
-    jobs.finish(upload.job_id, tally, failure_reason=text.failure, rejects_key=rejects_key)
-    archived_key = archive.archive(upload, failed=bool(text.failure))
-    return ImportResult(job_id=upload.job_id, already_imported=False, tally=tally, failure_reason=text.failure,
-                        rejects_key=rejects_key, archived_key=archived_key)
+    def continue_import(self, job_id: str, segment: int, should_stop: Callable[[], bool] = never) -> ImportResult:
+        state = self.jobs.resume(job_id)
+        if state is None:
+            return ImportResult(job_id=job_id, tally=ParseTally(), segment=segment, skipped="the job is parsed")
+        if state.checkpoint.segment != segment:
+            return self._skip_segment(state, segment)
+        try:
+            stream = self.uploads.open(state.upload, state.checkpoint.offset, if_match=state.content_etag).stream
+        except ObjectGone as gone:
+            return self._finish(state, state.checkpoint.tally.copy(), self.uploads.rejects_for(state.upload, segment),
+                                f"the file could not be read to its end: {gone}")
+        return self._read_segment(state, stream, should_stop)
+
+    def _skip_segment(self, state: ImportState, segment: int) -> ImportResult:
+        """A repeated request for a segment already read: only make sure the next one was asked for
+        (the invocation that read it may have stopped between its checkpoint and its request)."""
+        current = state.checkpoint.segment
+        if segment < current and state.continued < current:
+            self._request_continuation(state.upload.job_id, current)
+        return ImportResult(job_id=state.upload.job_id, tally=ParseTally(), segment=segment,
+                            skipped=f"segment {segment} was already read; the job is at segment {current}")
+
+    def _request_continuation(self, job_id: str, segment: int) -> None:
+        self.continuations.request(job_id, segment)
+        self.jobs.mark_continued(job_id, segment)
+
+    def _read_segment(self, state: ImportState, stream: BinaryIO, should_stop: Callable[[], bool]) -> ImportResult:
+        upload, checkpoint = state.upload, state.checkpoint
+        tally = checkpoint.tally.copy()
+        lines = PositionedLines(stream, checkpoint.offset)
+        text = _UntilUndecodable(lines)
+        reader = ContactReader(text, layout=checkpoint.layout, first_line=checkpoint.line)
+        rejects = self.uploads.rejects_for(upload, checkpoint.segment)
+        stopped = False
+
+        def deliveries() -> Iterator[Delivery]:
+            nonlocal stopped
+            for judged, verdict in enumerate(reader, start=1):
+                tally.rows += 1
+                if isinstance(verdict, Contact):
+                    tally.enqueued += 1
+                    yield Delivery(email=verdict.email, name=verdict.name, row=verdict.row)
+                elif isinstance(verdict, DuplicateRow):
+                    tally.duplicate += 1
+                else:
+                    tally.reject(verdict.reason)
+                    rejects.add(verdict)
+                    self.on_invalid(verdict)
+                if judged % ROWS_BETWEEN_DEADLINE_CHECKS == 0 and should_stop():
+                    stopped = True
+                    return
+
+        try:
+            self.queue.send(pack_batches(deliveries(), job_id=upload.job_id, source_key=upload.key))
+        finally:
+            stream.close()
+        if stopped and not text.failure:
+            part = rejects.close_part()
+            following = Checkpoint(segment=checkpoint.segment + 1, offset=lines.position,
+                                   line=checkpoint.line + lines.count, layout=reader.layout, tally=tally,
+                                   rejects_parts=checkpoint.rejects_parts + ((part,) if part else ()))
+            if self.jobs.save_checkpoint(upload.job_id, following):
+                self._request_continuation(upload.job_id, following.segment)
+            return ImportResult(job_id=upload.job_id, tally=tally, segment=checkpoint.segment, continued=True)
+        return self._finish(state, tally, rejects, text.failure)
+
+    def _finish(self, state: ImportState, tally: ParseTally, rejects: RejectsSink, failure_reason: str) -> ImportResult:
+        upload, segment = state.upload, state.checkpoint.segment
+        rejects_key = rejects.close(state.checkpoint.rejects_parts)
+        self.jobs.finish(upload.job_id, tally, failure_reason=failure_reason, rejects_key=rejects_key,
+                         segment=segment)
+        archived_key = self.uploads.archive(upload, failed=bool(failure_reason))
+        return ImportResult(job_id=upload.job_id, tally=tally, segment=segment, failure_reason=failure_reason,
+                            rejects_key=rejects_key, archived_key=archived_key)

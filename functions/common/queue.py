@@ -111,3 +111,28 @@ class DeadLetterQueue:
             {"MessageBody": letter.body(),
              "MessageAttributes": {"reason": {"DataType": "String", "StringValue": letter.reason.value}}}
             for letter in letters)
+
+
+class ParseContinuations:
+    """Asks parse_csv to import the next segment of a file (its second event source)."""
+
+    def __init__(self, queue_url: str, client: SQSClient | None = None):
+        self._client = client or aws_client("sqs")
+        self._queue_url = queue_url
+
+    def request(self, job_id: str, segment: int) -> None:
+        self._client.send_message(QueueUrl=self._queue_url, MessageBody=ContinuationRequest(job_id, segment).encode())
+
+
+@dataclass(frozen=True)
+class ContinuationRequest:
+    job_id: str
+    segment: int
+
+    def encode(self) -> str:
+        return json.dumps({"continue": self.job_id, "segment": self.segment}, ensure_ascii=False)
+
+    @classmethod
+    def decode(cls, body: str) -> ContinuationRequest:
+        data = json.loads(body)
+        return cls(job_id=str(data["continue"]), segment=int(data["segment"]))

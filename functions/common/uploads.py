@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 import tempfile
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from common.aws import client as aws_client
 from common.contacts import InvalidRow
 from common.jobs import Upload
+from common.parsing import ObjectGone, OpenedObject
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -23,10 +24,6 @@ REJECTS_PREFIX = "rejects/"
 ARCHIVE_PREFIXES = {False: "processed/", True: "failed/"}
 SPOOL_BYTES = 1024 * 1024  # rejects stay in memory up to this, then spill to /tmp
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-class ObjectGone(LookupError):
-    """The object an event named is not there any more: there is nothing to import."""
 
 
 def _relative(key: str) -> str:
@@ -39,31 +36,60 @@ def spreadsheet_safe(cell: str) -> str:
 
 
 class S3Rejects:
-    """rejects/<file>: `row,reason` then the row's own fields, for a user to fix and upload again."""
+    """rejects/<file>: `row,reason` then the row's own fields, for a user to fix and upload again.
+    A file imported in segments writes one part per segment; the last one joins them."""
 
-    def __init__(self, client: S3Client, bucket: str, key: str):
-        self._client, self._bucket, self.key = client, bucket, key
+    HEADER = ("row", "reason", "fields...")
+
+    def __init__(self, client: S3Client, bucket: str, key: str, segment: int = 0):
+        self._client, self._bucket, self.key, self._segment = client, bucket, key, segment
         self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+b")  # noqa: SIM115
         self._text = io.TextIOWrapper(self._spool, encoding="utf-8", newline="")
         self._writer = csv.writer(self._text)
-        self._writer.writerow(["row", "reason", "fields..."])
         self.count = 0
 
     def add(self, row: InvalidRow) -> None:
         self._writer.writerow([row.row, row.reason, *(spreadsheet_safe(f) for f in row.fields)])
         self.count += 1
 
-    def close(self) -> str:
-        try:
-            if not self.count:
-                return ""
+    def close_part(self) -> str:
+        """This segment's rows, without the header, under rejects/.parts/."""
+        key = f"{REJECTS_PREFIX}.parts/{_relative(self.key)}.{self._segment:05d}"
+        return self._upload(key) if self.count else self._discard()
+
+    def close(self, earlier_parts: tuple[str, ...] = ()) -> str:
+        if not self.count and not earlier_parts:
+            return self._discard()
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+b") as joined:
+            header = io.StringIO()
+            csv.writer(header).writerow(self.HEADER)
+            joined.write(header.getvalue().encode())
+            for part in earlier_parts:
+                shutil.copyfileobj(self._client.get_object(Bucket=self._bucket, Key=part)["Body"], joined)
             self._text.flush()
             self._spool.seek(0)
-            self._client.upload_fileobj(self._spool, self._bucket, self.key,
+            shutil.copyfileobj(self._spool, joined)
+            joined.seek(0)
+            self._client.upload_fileobj(joined, self._bucket, self.key,
                                         ExtraArgs={"ContentType": "text/csv; charset=utf-8"})
-            return self.key
+        self._text.close()
+        for part in earlier_parts:
+            self._client.delete_object(Bucket=self._bucket, Key=part)
+        return self.key
+
+    def _upload(self, key: str) -> str:
+        try:
+            self._text.flush()
+            self._spool.seek(0)
+            self._client.upload_fileobj(self._spool, self._bucket, key,
+                                        ExtraArgs={"ContentType": "text/csv; charset=utf-8"})
+            return key
         finally:
             self._text.close()
+
+    def _discard(self) -> str:
+        self._text.close()
+        return ""
 
 
 class S3Uploads:
@@ -71,29 +97,33 @@ class S3Uploads:
         self._client = client or aws_client("s3")
         self._processed_objects = processed_objects
 
-    def lines(self, upload: Upload) -> Iterator[str]:
-        """Opens the object now (raising ObjectGone if it no longer exists) and streams its lines,
-        decoded as UTF-8 (a BOM is dropped; `newline=""` leaves CR/LF handling to the csv module)."""
+    def open(self, upload: Upload, offset: int = 0, if_match: str = "") -> OpenedObject:
+        """The object's bytes from `offset`, streamed; a deleted object, or one that no longer has
+        the ETag `if_match` (replaced by a new upload), raises ObjectGone."""
         request = {"Bucket": upload.bucket, "Key": upload.key}
+        if if_match:
+            request["IfMatch"] = if_match
         if upload.version_id:
             request["VersionId"] = upload.version_id
+        if offset:
+            request["Range"] = f"bytes={offset}-"
         try:
-            body = self._client.get_object(**request)["Body"]
+            response = self._client.get_object(**request)
         except ClientError as error:
-            if error.response["Error"]["Code"] in ("NoSuchKey", "NoSuchVersion"):
+            code = error.response["Error"]["Code"]
+            if code in ("NoSuchKey", "NoSuchVersion"):
                 raise ObjectGone(f"{upload.key} no longer exists (already imported and archived, or deleted)") \
                     from None
+            if code == "PreconditionFailed":
+                raise ObjectGone(f"{upload.key} was replaced by another upload") from None
+            if code == "InvalidRange":  # the checkpoint is at the very end of the file
+                return OpenedObject(stream=io.BytesIO(b""), etag=if_match)
             raise
-        return self._decoded(body)
+        return OpenedObject(stream=io.BufferedReader(response["Body"], buffer_size=256 * 1024),
+                            etag=response["ETag"].strip('"'))
 
-    @staticmethod
-    def _decoded(body) -> Iterator[str]:
-        with io.TextIOWrapper(io.BufferedReader(body, buffer_size=256 * 1024), encoding="utf-8-sig",
-                              newline="") as text:
-            yield from text
-
-    def rejects_for(self, upload: Upload) -> S3Rejects:
-        return S3Rejects(self._client, upload.bucket, REJECTS_PREFIX + _relative(upload.key))
+    def rejects_for(self, upload: Upload, segment: int = 0) -> S3Rejects:
+        return S3Rejects(self._client, upload.bucket, REJECTS_PREFIX + _relative(upload.key), segment)
 
     def archive(self, upload: Upload, failed: bool) -> str:
         """PROCESSED_OBJECTS=move (to processed/ or failed/), delete, or keep."""

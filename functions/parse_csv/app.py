@@ -1,4 +1,8 @@
-"""parse_csv: an object lands in incoming/ -> its rows are judged and its contacts enqueued."""
+"""parse_csv: an object lands in incoming/ -> its rows are judged and its contacts enqueued.
+
+Its second event source is the continuations queue: a file too big for one invocation is
+imported in segments, each invocation stopping before its deadline and asking for the next.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +10,68 @@ from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
+from aws_lambda_powertools.utilities.data_classes import S3Event, SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from common.config import ParseSettings
 from common.contacts import InvalidRow
 from common.jobs import DynamoJobs, Upload
-from common.parsing import import_upload
-from common.queue import ContactsQueue
-from common.uploads import ObjectGone, S3Uploads
+from common.parsing import Importer, ImportResult, ObjectGone
+from common.queue import ContactsQueue, ContinuationRequest, ParseContinuations
+from common.uploads import S3Uploads
+
+# A segment stops reading when this share of the invocation's time is left (at most a minute),
+# enough to enqueue the last batches and write the checkpoint or the rejects file.
+RESERVE_SHARE = 0.2
+MAX_RESERVE_MS = 60_000
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 settings = ParseSettings.from_env()
-jobs = DynamoJobs(settings.jobs_table)
-contacts_queue = ContactsQueue(settings.contacts_queue_url)
-uploads = S3Uploads(settings.processed_objects)
 
 
 def log_invalid_row(row: InvalidRow) -> None:
     logger.warning("invalid row", extra={"row": row.row, "reason": row.reason})
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_source(data_class=S3Event)
-def lambda_handler(event: S3Event, context: LambdaContext) -> dict:
+importer = Importer(jobs=DynamoJobs(settings.jobs_table), queue=ContactsQueue(settings.contacts_queue_url),
+                    uploads=S3Uploads(settings.processed_objects),
+                    continuations=ParseContinuations(settings.continuations_queue_url),
+                    on_invalid=log_invalid_row)
+
+
+def deadline_near(context: LambdaContext):
+    reserve_ms = min(MAX_RESERVE_MS, context.get_remaining_time_in_millis() * RESERVE_SHARE)
+    return lambda: context.get_remaining_time_in_millis() < reserve_ms
+
+
+def report(result: ImportResult) -> dict:
+    tally = result.tally
+    if result.already_imported:
+        logger.info("object already imported; skipped")
+        metrics.add_metric(name="ObjectsAlreadyImported", unit=MetricUnit.Count, value=1)
+    elif result.skipped:
+        logger.info("nothing to read", extra={"segment": result.segment, "reason": result.skipped})
+    else:
+        logger.info("segment parsed; continues" if result.continued else "file parsed", extra={
+            "segment": result.segment, "rows": tally.rows, "invalid": tally.invalid, "duplicate": tally.duplicate,
+            "enqueued": tally.enqueued, "failure_reason": result.failure_reason or None,
+            "rejects_key": result.rejects_key or None, "archived_key": result.archived_key or None})
+        if not result.continued:
+            metrics.add_metric(name="RowsParsed", unit=MetricUnit.Count, value=tally.rows)
+            metrics.add_metric(name="RowsInvalid", unit=MetricUnit.Count, value=tally.invalid)
+            metrics.add_metric(name="ContactsEnqueued", unit=MetricUnit.Count, value=tally.enqueued)
+        else:
+            metrics.add_metric(name="ParseContinuations", unit=MetricUnit.Count, value=1)
+    return {"job_id": result.job_id, "segment": result.segment, "already_imported": result.already_imported,
+            "skipped": result.skipped, "continued": result.continued, "rows": tally.rows,
+            "invalid": tally.invalid, "duplicate": tally.duplicate, "enqueued": tally.enqueued,
+            "failure_reason": result.failure_reason, "rejects_key": result.rejects_key,
+            "archived_key": result.archived_key}
+
+
+def import_uploads(event: S3Event, context: LambdaContext) -> list[dict]:
     imported = []
     for record in event.records:
         s3_object = record.s3.get_object
@@ -41,28 +79,29 @@ def lambda_handler(event: S3Event, context: LambdaContext) -> dict:
                         size=s3_object.size or 0, version_id=s3_object.version_id or "")
         logger.set_correlation_id(upload.job_id)
         try:
-            lines = uploads.lines(upload)
+            imported.append(report(importer.import_upload(upload, deadline_near(context))))
         except ObjectGone as gone:  # e.g. a late copy of an event whose object was already archived
             logger.warning("nothing to import", extra={"reason": str(gone)})
             metrics.add_metric(name="ObjectsGone", unit=MetricUnit.Count, value=1)
             imported.append({"job_id": upload.job_id, "skipped": str(gone)})
-            continue
-        result = import_upload(upload, lines, jobs, contacts_queue, uploads, on_invalid=log_invalid_row)
-        tally = result.tally
-        if result.already_imported:
-            logger.info("object already imported; skipped")
-            metrics.add_metric(name="ObjectsAlreadyImported", unit=MetricUnit.Count, value=1)
-        else:
-            logger.info("file parsed", extra={"rows": tally.rows, "invalid": tally.invalid,
-                                               "duplicate": tally.duplicate, "enqueued": tally.enqueued,
-                                               "failure_reason": result.failure_reason or None,
-                                               "rejects_key": result.rejects_key or None,
-                                               "archived_key": result.archived_key or None})
-            metrics.add_metric(name="RowsParsed", unit=MetricUnit.Count, value=tally.rows)
-            metrics.add_metric(name="RowsInvalid", unit=MetricUnit.Count, value=tally.invalid)
-            metrics.add_metric(name="ContactsEnqueued", unit=MetricUnit.Count, value=tally.enqueued)
-        imported.append({"job_id": result.job_id, "already_imported": result.already_imported,
-                         "rows": tally.rows, "invalid": tally.invalid, "duplicate": tally.duplicate,
-                         "enqueued": tally.enqueued, "failure_reason": result.failure_reason,
-                         "rejects_key": result.rejects_key, "archived_key": result.archived_key})
-    return {"jobs": imported}
+    return imported
+
+
+def continue_imports(event: SQSEvent, context: LambdaContext) -> list[dict]:
+    # BatchSize 1 in the template: a failure retries just this segment, from its checkpoint.
+    continued = []
+    for record in event.records:
+        request = ContinuationRequest.decode(record.body)
+        logger.set_correlation_id(request.job_id)
+        continued.append(report(importer.continue_import(request.job_id, request.segment, deadline_near(context))))
+    return continued
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    records = event.get("Records") or [{}]
+    if records[0].get("eventSource") == "aws:sqs":
+        return {"jobs": continue_imports(SQSEvent(event), context)}
+    return {"jobs": import_uploads(S3Event(event), context)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 from collections.abc import Iterator
 
@@ -104,15 +105,32 @@ class MemoryQueue:
         return f"msg-{next(self._ids)}"
 
 
-class MemoryArchive:
-    """Rejects files and archived keys, kept in memory."""
+class MemoryUploads:
+    """Uploaded objects, rejects files (and their per-segment parts) and archived keys, in memory."""
 
     def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
         self.rejects: dict[str, list] = {}
         self.archived: list[tuple[str, bool]] = []
+        self.opened_at: list[int] = []
 
-    def rejects_for(self, upload):
-        archive = self
+    def put(self, key: str, data: bytes | str) -> None:
+        self.objects[key] = data.encode() if isinstance(data, str) else data
+
+    def open(self, upload, offset: int = 0, if_match: str = ""):
+        from common.parsing import ObjectGone, OpenedObject
+
+        if upload.key not in self.objects:
+            raise ObjectGone(f"{upload.key} no longer exists")
+        etag = str(hash(self.objects[upload.key]))
+        if if_match and if_match != etag:
+            raise ObjectGone(f"{upload.key} was replaced by another upload")
+        self.opened_at.append(offset)
+        return OpenedObject(stream=io.BytesIO(self.objects[upload.key][offset:]), etag=etag)
+
+    def rejects_for(self, upload, segment: int = 0):
+        uploads = self
+        key = "rejects/" + upload.key.removeprefix("incoming/")
 
         class Rejects:
             def __init__(self) -> None:
@@ -121,15 +139,30 @@ class MemoryArchive:
             def add(self, row) -> None:
                 self.rows.append(row)
 
-            def close(self) -> str:
+            def close_part(self) -> str:
                 if not self.rows:
                     return ""
-                key = "rejects/" + upload.key.removeprefix("incoming/")
-                archive.rejects[key] = self.rows
+                uploads.rejects[f"{key}.part{segment}"] = self.rows
+                return f"{key}.part{segment}"
+
+            def close(self, earlier_parts=()) -> str:
+                rows = [row for part in earlier_parts for row in uploads.rejects.pop(part)] + self.rows
+                if not rows:
+                    return ""
+                uploads.rejects[key] = rows
                 return key
 
         return Rejects()
 
     def archive(self, upload, failed: bool) -> str:
         self.archived.append((upload.key, failed))
+        self.objects.pop(upload.key, None)
         return ("failed/" if failed else "processed/") + upload.key.removeprefix("incoming/")
+
+
+class MemoryContinuations:
+    def __init__(self) -> None:
+        self.requested: list[tuple[str, int]] = []
+
+    def request(self, job_id: str, segment: int) -> None:
+        self.requested.append((job_id, segment))

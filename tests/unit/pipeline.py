@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
@@ -11,10 +10,17 @@ import boto3
 
 from common.jobs import DynamoJobs, Job, Upload
 from common.ledger import DynamoLedger
-from common.parsing import import_upload
+from common.parsing import Importer
 from common.sending import BatchReport, RetryPolicy, SendPorts, deliver_message
 from localcloud.deploy import Deployment
-from tests.unit.conftest import FaultyProvider, MemoryArchive, MemoryOutbox, MemoryQueue, SimulatedCrash
+from tests.unit.conftest import (
+    FaultyProvider,
+    MemoryContinuations,
+    MemoryOutbox,
+    MemoryQueue,
+    MemoryUploads,
+    SimulatedCrash,
+)
 
 LEASE_SECONDS = 60
 VISIBILITY_TIMEOUT = 180
@@ -40,7 +46,7 @@ class Pipeline:
         self.outbox = MemoryOutbox()
         self.provider = FaultyProvider(self.outbox, can_look_up=self.can_look_up, **self.provider_settings)
         self.queue = MemoryQueue()
-        self.archive = MemoryArchive()
+        self.uploads = MemoryUploads()
         self.ledger = DynamoLedger(outputs["ContactsTableName"], outputs["JobsTableName"], client=dynamodb,
                                    sleep=lambda s: None)
         self.jobs = DynamoJobs(outputs["JobsTableName"], client=dynamodb)
@@ -64,7 +70,8 @@ class Pipeline:
                     count += 1
                 return count
 
-        result = import_upload(upload, io.StringIO(text, newline=""), self.jobs, Sink(), self.archive)
+        self.uploads.put(key, text)
+        result = Importer(self.jobs, Sink(), self.uploads, MemoryContinuations()).import_upload(upload)
         self.job_ids.append(result.job_id)
         return result.job_id
 

@@ -21,6 +21,7 @@ EXPECTED = {
     "header_only.csv": (0, 0, 0, 0, False),
     "no_trailing_newline.csv": (2, 0, 0, 2, False),
     "crlf.csv": (2, 0, 0, 2, False),
+    "cr_only.csv": (3, 0, 0, 3, False),  # classic Mac line endings
     "utf8_bom.csv": (1, 0, 0, 1, False),
     "latin1.csv": (0, 0, 0, 0, True),
     "utf16.csv": (0, 0, 0, 0, True),

@@ -51,7 +51,7 @@ def test_moves_add_their_counters_once_and_a_move_without_its_claim_is_rejected(
 
 def test_a_job_succeeds_exactly_when_every_row_is_settled(jobs, ledger):
     upload = Upload(bucket="b", key="incoming/a.csv", etag="e1")
-    assert jobs.begin(upload) is True
+    assert jobs.begin(upload) is not None
     assert jobs.get(upload.job_id).status is JobStatus.PARSING
     jobs.finish(upload.job_id, ParseTally(rows=3, invalid=1, enqueued=2))
     assert jobs.get(upload.job_id).status is JobStatus.SENDING
@@ -64,4 +64,4 @@ def test_a_job_succeeds_exactly_when_every_row_is_settled(jobs, ledger):
     ledger.settle([Move(claims[1], State.BOUNCED, Counter.BOUNCED)])
     job = jobs.get(upload.job_id)
     assert (job.status, job.sent, job.bounced, job.invalid) == (JobStatus.SUCCEEDED, 1, 1, 1)
-    assert jobs.begin(upload) is False  # parsed already: the same object is not imported twice
+    assert jobs.begin(upload) is None  # parsed already: the same object is not imported twice

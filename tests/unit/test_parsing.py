@@ -1,51 +1,186 @@
-"""Importing a file: every row counted once, contacts enqueued in batches, bad files failed clearly."""
-
-import io
+"""Importing a file: every row counted once, contacts enqueued in batches, bad files failed clearly,
+and a file too big for one invocation read in segments that neither skip nor repeat a row."""
 
 import boto3
 import pytest
 
 from common.jobs import DynamoJobs, JobStatus, Upload
-from common.parsing import import_upload
-from tests.unit.conftest import MemoryArchive
+from common.messages import claim_token
+from common.parsing import ROWS_BETWEEN_DEADLINE_CHECKS, Importer
+from tests.unit.conftest import MemoryContinuations, MemoryUploads
 
 
 class CollectingQueue:
-    def __init__(self):
+    def __init__(self, fail_after: int | None = None):
         self.batches = []
+        self.fail_after = fail_after
 
     def send(self, batches):
-        self.batches.extend(batches)
+        for batch in batches:
+            if self.fail_after is not None and len(self.batches) >= self.fail_after:
+                self.fail_after = None
+                raise ConnectionError("the invocation died while enqueueing")
+            self.batches.append(batch)
         return len(self.batches)
+
+    def rows(self) -> list[int]:
+        return [d.row for b in self.batches for d in b.deliveries]
+
+
+class World:
+    def __init__(self, jobs: DynamoJobs):
+        self.jobs = jobs
+        self.queue = CollectingQueue()
+        self.uploads = MemoryUploads()
+        self.continuations = MemoryContinuations()
+        self.importer = Importer(self.jobs, self.queue, self.uploads, self.continuations)
+
+    def upload(self, key: str, data: bytes | str) -> Upload:
+        self.uploads.put(key, data)
+        return Upload(bucket="b", key=key, etag="e")
+
+    def run_continuations(self, should_stop=lambda: True) -> list:
+        """Play the continuations queue: each request is one more invocation."""
+        results = []
+        while self.continuations.requested:
+            job_id, segment = self.continuations.requested.pop(0)
+            results.append(self.importer.continue_import(job_id, segment, should_stop))
+        return results
 
 
 @pytest.fixture
-def jobs(aws) -> DynamoJobs:
-    return DynamoJobs(aws.outputs["JobsTableName"], client=boto3.client("dynamodb"))
+def world(aws) -> World:
+    return World(DynamoJobs(aws.outputs["JobsTableName"], client=boto3.client("dynamodb")))
 
 
-def test_every_row_is_counted_once_and_contacts_are_enqueued_in_order(jobs):
+def test_every_row_is_counted_once_and_contacts_are_enqueued_in_order(world):
     text = "".join(f"N{i}, c{i % 150}@example.com\n" for i in range(250)) + "bad row\n"
-    queue, archive = CollectingQueue(), MemoryArchive()
-    result = import_upload(Upload(bucket="b", key="incoming/a.csv", etag="e"), io.StringIO(text), jobs, queue,
-                           archive)
+    result = world.importer.import_upload(world.upload("incoming/a.csv", text))
     tally = result.tally
     assert (tally.rows, tally.invalid, tally.duplicate, tally.enqueued) == (251, 1, 100, 150)
-    assert [len(b.deliveries) for b in queue.batches] == [100, 50]
-    job = jobs.get(result.job_id)
+    assert [len(b.deliveries) for b in world.queue.batches] == [100, 50]
+    job = world.jobs.get(result.job_id)
     assert (job.status, job.rows, job.invalid, job.duplicate) == (JobStatus.SENDING, 251, 1, 100)
     assert job.invalid_reasons == {"too few columns (1, expected at least 2)": 1}
-    assert [r.row for r in archive.rejects["rejects/a.csv"]] == [251]
+    assert [r.row for r in world.uploads.rejects["rejects/a.csv"]] == [251]
     assert (job.rejects_key, result.archived_key) == ("rejects/a.csv", "processed/a.csv")
+    assert not world.continuations.requested
 
 
-def test_a_file_that_is_not_utf8_fails_its_job_with_a_clear_reason(jobs):
-    latin1 = "José Núñez, jose@example.com\n".encode("latin-1")
-    lines = io.TextIOWrapper(io.BytesIO(latin1), encoding="utf-8-sig", newline="")
-    archive = MemoryArchive()
-    result = import_upload(Upload(bucket="b", key="incoming/latin1.csv", etag="e"), lines, jobs, CollectingQueue(),
-                           archive)
-    assert archive.archived == [("incoming/latin1.csv", True)]
-    job = jobs.get(result.job_id)
-    assert (job.status, job.rows) == (JobStatus.FAILED, 0)
+def test_a_file_that_is_not_utf8_fails_its_job_with_a_clear_reason(world):
+    latin1 = "Ann, ann@example.com\nJosé Núñez, jose@example.com\n".encode("latin-1")
+    result = world.importer.import_upload(world.upload("incoming/latin1.csv", latin1))
+    assert world.uploads.archived == [("incoming/latin1.csv", True)]
+    job = world.jobs.get(result.job_id)
+    assert (job.status, job.rows, job.enqueued) == (JobStatus.FAILED, 1, 1)  # the row before it still counts
     assert "not UTF-8" in job.failure_reason
+
+
+def big_file(rows: int) -> str:
+    """A header with the columns swapped, a quoted name spanning two lines, CRLF endings, bad rows."""
+    lines = ["email,name\n"]
+    for i in range(1, rows + 1):
+        if i % 97 == 0:
+            lines.append("not-an-email,Bad\n")
+        elif i % 250 == 0:
+            lines.append(f'c{i}@example.com,"Two\nLines"\n')
+        else:
+            lines.append(f"c{i}@example.com,Name {i}\r\n")
+    return "".join(lines)
+
+
+def test_a_file_read_in_segments_counts_and_enqueues_every_row_exactly_once(world):
+    # Given a 4,000-row file and an invocation whose deadline is near at every look at the clock
+    rows = 4_000
+    upload = world.upload("incoming/big.csv", "\ufeff" + big_file(rows))
+    # When the upload is imported and every requested continuation runs
+    first = world.importer.import_upload(upload, should_stop=lambda: True)
+    later = world.run_continuations()
+    # Then it took several segments, each going on at a later byte
+    segments = [first, *later]
+    assert first.continued and len(segments) == -(-rows // ROWS_BETWEEN_DEADLINE_CHECKS) + 1
+    assert world.uploads.opened_at == sorted(set(world.uploads.opened_at))
+    # And every row was counted once, and no row enqueued twice or skipped
+    job = world.jobs.get(first.job_id)
+    enqueued = world.queue.rows()
+    assert len(enqueued) == len(set(enqueued)) == job.enqueued
+    assert (job.status, job.rows) == (JobStatus.SENDING, rows)
+    assert job.rows == job.invalid + job.duplicate + job.enqueued
+    assert job.invalid == rows // 97
+    # And a row's number is the file line its record ends on (header: line 1; a two-line record takes two)
+    expected_line, line = {}, 1
+    for i in range(1, rows + 1):
+        line += 2 if i % 250 == 0 and i % 97 else 1
+        expected_line[i] = line
+    assert set(enqueued) == {expected_line[i] for i in range(1, rows + 1) if i % 97}
+    names = {d.row: d.name for b in world.queue.batches for d in b.deliveries}
+    assert all(names[expected_line[i]] == "Two Lines" for i in range(250, rows + 1, 250))
+    # And the rejects of all segments were joined into one file, in row order
+    rejected = [r.row for r in world.uploads.rejects["rejects/big.csv"]]
+    assert rejected == sorted(rejected) and len(rejected) == job.invalid
+    assert list(world.uploads.rejects) == ["rejects/big.csv"]
+    assert world.uploads.archived == [("incoming/big.csv", False)]
+
+
+def test_a_repeated_request_for_a_segment_reads_nothing_but_makes_sure_the_next_one_was_asked_for(world):
+    # Given a file whose first segment checkpointed, but whose invocation stopped before asking for the next
+    upload = world.upload("incoming/c.csv", big_file(1_200))
+    world.importer.import_upload(upload, should_stop=lambda: True)
+    world.continuations.requested.clear()
+    world.jobs.mark_continued(upload.job_id, 0)
+    enqueued_before = len(world.queue.batches)
+    # When the S3 event is delivered again
+    again = world.importer.import_upload(upload, should_stop=lambda: True)
+    # Then nothing is read again, and segment 1 is requested once
+    assert again.skipped and len(world.queue.batches) == enqueued_before
+    assert world.continuations.requested == [(upload.job_id, 1)]
+    # And a second repeat does not ask again
+    world.importer.import_upload(upload, should_stop=lambda: True)
+    assert world.continuations.requested == [(upload.job_id, 1)]
+    world.run_continuations()
+    job = world.jobs.get(upload.job_id)
+    assert (job.rows, len(world.queue.rows())) == (1_200, job.enqueued)
+
+
+def test_a_segment_that_dies_midway_is_read_again_from_its_checkpoint_with_the_same_tokens(world):
+    # Given a segment that dies after enqueueing some of its batches
+    upload = world.upload("incoming/d.csv", "".join(f"N{i},p{i}@example.com\n" for i in range(3_000)))
+    world.importer.import_upload(upload, should_stop=lambda: True)
+    world.queue.fail_after = len(world.queue.batches) + 2
+    job_id, segment = world.continuations.requested.pop(0)
+    with pytest.raises(ConnectionError):
+        world.importer.continue_import(job_id, segment, lambda: True)
+    # When SQS delivers the same request again, and the rest runs
+    world.continuations.requested.insert(0, (job_id, segment))
+    world.run_continuations()
+    # Then rows were enqueued again only where the dead invocation had, with the same claim tokens
+    rows = world.queue.rows()
+    assert sorted(set(rows)) == list(range(1, 3_001))
+    repeated = sorted({r for r in rows if rows.count(r) > 1})
+    assert len(repeated) == 200  # two messages of 100
+    assert {claim_token(job_id, r) for r in repeated} <= {claim_token(job_id, r) for r in range(1, 3_001)}
+    # And the job counts each row once
+    job = world.jobs.get(job_id)
+    assert (job.rows, job.enqueued, job.status) == (3_000, 3_000, JobStatus.SENDING)
+
+
+def test_a_file_replaced_or_deleted_between_segments_fails_its_job_keeping_what_was_read(world):
+    upload = world.upload("incoming/e.csv", "".join(f"N{i},q{i}@example.com\n" for i in range(1_000)))
+    world.importer.import_upload(upload, should_stop=lambda: True)
+    del world.uploads.objects["incoming/e.csv"]
+    world.run_continuations()
+    job = world.jobs.get(upload.job_id)
+    assert (job.status, job.rows, job.enqueued) == (JobStatus.FAILED, ROWS_BETWEEN_DEADLINE_CHECKS,
+                                                    ROWS_BETWEEN_DEADLINE_CHECKS)
+    assert "could not be read to its end" in job.failure_reason
+
+
+def test_a_file_replaced_between_segments_is_not_read_on_from_the_new_content(world):
+    upload = world.upload("incoming/f.csv", "".join(f"N{i},r{i}@example.com\n" for i in range(1_000)))
+    world.importer.import_upload(upload, should_stop=lambda: True)
+    world.uploads.put("incoming/f.csv", "Someone Else,other@example.com\n" * 1_000)
+    world.run_continuations()
+    job = world.jobs.get(upload.job_id)
+    assert (job.status, job.rows) == (JobStatus.FAILED, ROWS_BETWEEN_DEADLINE_CHECKS)
+    assert "replaced" in job.failure_reason
+    assert {d.email for b in world.queue.batches for d in b.deliveries} == {f"r{i}@example.com" for i in range(500)}

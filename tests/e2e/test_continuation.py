@@ -1,0 +1,60 @@
+"""A file too big for one parse invocation: read in segments through the continuations queue,
+each row counted once, the job settles, nobody emailed twice."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+
+import pytest
+
+from localcloud.cloud import LocalCloud
+from localcloud.settings import CloudSettings
+from tests.e2e.conftest import FAST, start_emulator
+
+pytestmark = pytest.mark.e2e
+ROWS = 150_000
+DISTINCT = 1_500
+INVALID_EVERY = 10_007
+
+
+@pytest.fixture
+def short_parse_cloud(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOCALCLOUD_STATE_DIR", str(tmp_path / "state"))
+    emulator = start_emulator(tmp_path)
+    # Lambda's timeout for parse_csv cut to 2 s: each invocation reads what it can, then hands over.
+    cloud = LocalCloud(CloudSettings.load(endpoint=emulator.endpoint,
+                                          overrides={**FAST, "ParseTimeoutSeconds": "2"})).start()
+    yield cloud
+    cloud.close()
+    emulator.stop()
+
+
+def test_a_file_longer_than_one_invocation_is_read_in_segments_without_losing_or_repeating_a_row(
+        short_parse_cloud, tmp_path):
+    cloud = short_parse_cloud
+    # Given a 150,000-row file (1,500 people, each many times; a bad row every 10,007)
+    path = tmp_path / "big.csv"
+    with path.open("w") as handle:
+        for i in range(1, ROWS + 1):
+            handle.write("Bad Row,not-an-email\n" if i % INVALID_EVERY == 0
+                         else f"Person {i},p{i % DISTINCT}@example.com\n")
+    # When it is uploaded to a parse function whose invocations last 2 s
+    [job] = cloud.wait(cloud.upload([path]), timeout=300)
+    # Then several invocations read it, one after the other
+    parses = cloud.runtime.pools["ParseCsvFunction"].invocations
+    assert len(parses) >= 2 and all(p.ok for p in parses)
+    # And every row is accounted for once, and the job succeeded
+    assert (job.status.value, job.rows, job.invalid) == ("SUCCEEDED", ROWS, ROWS // INVALID_EVERY)
+    assert job.rows == job.invalid + job.duplicate + job.sent + job.bounced + job.exhausted + job.unknown
+    assert job.sent + job.bounced + job.exhausted + job.unknown == DISTINCT
+    # And nobody was emailed twice
+    delivered = Counter(e.to for e in cloud.outbox() if e.outcome.value == "delivered")
+    assert max(delivered.values()) == 1 and len(delivered) == job.sent
+    # And the rejects file holds every bad row once, whichever segment read it
+    body = cloud.client("s3").get_object(Bucket=cloud.bucket, Key=job.rejects_key)["Body"].read().decode()
+    rejected = [int(record[0]) for record in list(csv.reader(io.StringIO(body)))[1:]]
+    assert rejected == list(range(INVALID_EVERY, ROWS + 1, INVALID_EVERY))
+    assert not cloud.client("s3").list_objects_v2(Bucket=cloud.bucket, Prefix="rejects/.parts/").get("Contents")
+    print(f"parse invocations: {len(parses)}")
