@@ -78,6 +78,7 @@ class SimulatedProviderSettings:
     slow_min_seconds: float
     slow_max_seconds: float
     outbox_table: str
+    throttle_rate: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ class SendSettings:
                 slow_min_seconds=env.parsed("SIMULATED_SLOW_MIN_SECONDS", float, 1.0, lambda v: v >= 0, ">= 0"),
                 slow_max_seconds=env.parsed("SIMULATED_SLOW_MAX_SECONDS", float, 5.0, lambda v: v >= 0, ">= 0"),
                 outbox_table=env.required("OUTBOX_TABLE"),
+                throttle_rate=env.parsed("SIMULATED_THROTTLE_RATE", float, 0.0, rate, "between 0 and 1"),
             )
             if simulated.bounce_rate + simulated.block_rate > 1:
                 env.problems.append("SIMULATED_BOUNCE_RATE + SIMULATED_BLOCK_RATE must not exceed 1")

@@ -1,7 +1,8 @@
 """The email provider port, and the deterministic simulated provider modelled on the seed's mock client.
 
 Outcomes: delivered (accepted), bounced (permanent), blocked (temporary, retry later).
-A `TransientProviderError` (throttling, transport) is none of these: the caller retries the record.
+A `TransientProviderError` is none of these: throttled (certainly not taken; retried like a block)
+or an answer lost in transport (maybe taken; looked up before anything is sent again).
 """
 
 from __future__ import annotations
@@ -100,7 +101,9 @@ class SimulatedProvider:
     """Outcome and latency are functions of (seed, email, attempt), so every run is reproducible.
 
     Tags in the local part force outcomes: `+bounce` always bounces, `+blockedforever`
-    is always blocked, `+blocked` is blocked on attempts 1 and 2 and then delivered.
+    is always blocked, `+blocked` is blocked on attempts 1 and 2 and then delivered,
+    `+throttled` is refused (TransientProviderError) on attempt 1. A share `throttle_rate`
+    of the other sends is refused the same way, before anything is recorded.
     """
 
     can_look_up = True
@@ -133,7 +136,14 @@ class SimulatedProvider:
         return s.slow_min_seconds + (s.slow_max_seconds - s.slow_min_seconds) * _unit_interval(
             s.seed, email, attempt, "latency")
 
+    def throttles(self, email: str, attempt: int) -> bool:
+        if "+throttled" in email.rsplit("@", 1)[0]:
+            return attempt == 1
+        return _unit_interval(self._settings.seed, email, attempt, "throttle") < self._settings.throttle_rate
+
     def send(self, request: EmailRequest) -> SendResult:
+        if self.throttles(request.to, request.attempt):
+            raise TransientProviderError("429 too many requests: maximum sending rate exceeded")
         self._sleep(self.latency_for(request.to, request.attempt))
         outcome = self.outcome_for(request.to, request.attempt)
         email = render_welcome(request.name)

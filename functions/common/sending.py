@@ -5,6 +5,9 @@ The rules that make sending at-most-once (see README, "The contact ledger"):
 - A claim whose holder died mid-send is resumed only after its lease ran out, and only by a
   redelivery of the same message; the provider is asked what happened before anything is sent
   again, and when it cannot say, the contact becomes UNKNOWN instead of risking a second email.
+- A send the provider refused without taking it (throttling) takes the blocked path: a delayed
+  retry that counts as an attempt. A send whose answer was lost keeps its claim, and its message
+  comes back to ask the provider.
 - Follow-ups (a delayed retry, a dead letter) are written after the ledger move, and a
   redelivery of the same message writes them again; a stale copy of a retry loses its claim.
 """
@@ -182,6 +185,10 @@ def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: R
         report.send_seconds.append(seconds)
         if isinstance(outcome, SendResult):
             work.settle(claim, outcome, report)
+        elif not outcome.maybe_sent and not isinstance(outcome, DeadlineReached):
+            # Throttled, certainly not sent: the blocked path, with its growing delay and its cap.
+            work.settle(claim, SendResult(Outcome.BLOCKED, provider_message_id="", detail=f"throttled: {outcome}"),
+                        report)
         else:
             work.transitions.append(Move(claim=claim, state=State.CLAIMED, counter=None,
                                          unsent=not outcome.maybe_sent))

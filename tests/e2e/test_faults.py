@@ -1,4 +1,5 @@
-"""Transient AWS errors on a share of every request the functions make: nothing lost, nothing sent twice."""
+"""Transient AWS errors on a share of every request the functions make, and a provider that throttles
+a share of its sends: nothing lost, nothing sent twice."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tests.e2e.conftest import FAST, start_emulator
 
 pytestmark = pytest.mark.e2e
 FAULT_RATE = 0.2
+THROTTLE_RATE = 0.2
 
 
 @pytest.fixture
@@ -20,13 +22,15 @@ def faulty_cloud(tmp_path, monkeypatch):
     monkeypatch.setenv("LOCALCLOUD_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("LOCALCLOUD_FAULT_RATE", str(FAULT_RATE))
     emulator = start_emulator(tmp_path)
-    cloud = LocalCloud(CloudSettings.load(endpoint=emulator.endpoint, overrides=FAST)).start()
+    overrides = {**FAST, "SimulatedThrottleRate": str(THROTTLE_RATE)}
+    cloud = LocalCloud(CloudSettings.load(endpoint=emulator.endpoint, overrides=overrides)).start()
     yield cloud
     cloud.close()
     emulator.stop()
 
 
-def test_one_request_in_five_failing_transiently_loses_nothing_and_sends_nothing_twice(faulty_cloud, tmp_path):
+def test_one_request_in_five_failing_and_one_send_in_five_throttled_lose_nothing_and_send_nothing_twice(
+        faulty_cloud, tmp_path):
     cloud = faulty_cloud
     files = [write_sample(tmp_path / "f1.csv", 300, start=0, invalid_every=50),
              write_sample(tmp_path / "f2.csv", 200, start=150)]
@@ -40,4 +44,8 @@ def test_one_request_in_five_failing_transiently_loses_nothing_and_sends_nothing
     # the faults really happened, on every service the functions use
     assert {name.split(".")[0] for name in injected} >= {"s3", "sqs", "dynamodb"}
     assert sum(injected.values()) >= 10
-    print(f"faults injected: {sum(injected.values())} {dict(injected)}; rows: {sum(j.rows for j in jobs)}")
+    # the provider refused sends as throttled, and they came back as delayed retries
+    throttled = [e for e in cloud.log_events("SendEmailFunction") if '"detail":"throttled:' in e["message"]]
+    assert len(throttled) >= 20
+    print(f"faults injected: {sum(injected.values())} {dict(injected)}; throttled sends: {len(throttled)}; "
+          f"rows: {sum(j.rows for j in jobs)}")

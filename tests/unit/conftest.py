@@ -56,10 +56,12 @@ class FaultyProvider:
         self.crash_after_send: set[str] = set()
         self.transient_for: set[str] = set()
         self.answer_lost_for: set[str] = set()
+        self.refused: list[str] = []  # throttled sends: attempts the outbox never saw
 
     def send(self, request: EmailRequest) -> SendResult:
         if request.to in self.transient_for:
             self.transient_for.discard(request.to)
+            self.refused.append(request.to)
             raise TransientProviderError("throttled")
         result = self.inner.send(request)
         if request.to in self.answer_lost_for:

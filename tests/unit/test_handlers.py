@@ -89,7 +89,7 @@ def test_send_email_sends_records_and_dead_letters_per_contact(aws, monkeypatch)
 def test_send_email_reports_only_the_record_that_must_come_back(aws, monkeypatch):
     app = load_handler(aws, monkeypatch, "SendEmailFunction", "send_email.app")
     provider = FaultyProvider(MemoryOutbox(), bounce_rate=0.0, block_rate=0.0)
-    provider.transient_for.add("ann.lee@example.com")
+    provider.answer_lost_for.add("ann.lee@example.com")  # maybe sent: the message must come back to ask
     monkeypatch.setattr(app.ports, "provider", provider)
     second = dict(event("sqs_contacts.json")["Records"][0], messageId="second-message")
     second["body"] = ContactBatch("job-2", "incoming/b.csv", ContactBatch.decode(second["body"]).deliveries[1:]

@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from common.provider import EmailRequest, Outcome, SimulatedProvider
+from common.provider import EmailRequest, Outcome, SimulatedProvider, TransientProviderError
 from tests.unit.conftest import MemoryOutbox, simulated_settings
 
 
@@ -79,3 +79,18 @@ def test_the_dynamodb_outbox_stores_every_concurrent_send_before_it_returns(aws)
     with ThreadPoolExecutor(max_workers=16) as pool:
         assert list(pool.map(record, range(120))) == [1] * 120
     assert len(list(outbox.entries())) == 120
+
+
+def test_throttled_sends_are_refused_before_anything_is_recorded():
+    simulated, outbox, _ = provider(throttle_rate=0.2)
+    refused = 0
+    for i in range(2_000):
+        try:
+            simulated.send(EmailRequest(to=f"user{i}@example.com", name="N", attempt=1, idempotency_key=f"k{i}"))
+        except TransientProviderError as error:
+            assert not error.maybe_sent
+            refused += 1
+    assert refused / 2_000 == pytest.approx(0.2, abs=0.03)
+    assert len(outbox.recorded) == 2_000 - refused
+    tagged, _, _ = provider(throttle_rate=0)
+    assert tagged.throttles("ann+throttled@example.com", 1) and not tagged.throttles("ann+throttled@example.com", 2)

@@ -144,14 +144,20 @@ def test_an_unknown_outcome_is_never_resent_when_the_provider_cannot_be_asked(aw
     assert_accounted(pipeline)
 
 
-def test_a_throttled_send_fails_only_its_record_and_is_sent_once_on_redelivery(pipeline):
+def test_a_throttled_send_is_retried_later_like_a_block_and_sent_once(pipeline):
+    # Given a provider that refuses Ann's first send as throttled (it did not take the email)
     pipeline.upload("incoming/a.csv", rows("ann@example.com", "bob@example.com"))
     pipeline.provider.transient_for.add("ann@example.com")
-    message = pipeline.inbox[0]
-    report = pipeline.deliver(message)
-    assert report.must_retry and report.tally[Verdict.SENT] == 1
+    # When the message is delivered
+    report = pipeline.deliver(pipeline.inbox[0])
+    # Then the message itself is done: Ann goes back to the queue with a delay, as attempt 2
+    assert not report.must_retry and report.tally == {Verdict.SENT: 1, Verdict.RETRY_SCHEDULED: 1}
+    (retry,) = pipeline.queue.retries
+    assert [d.attempt for d in retry.batch.deliveries] == [2]
+    # And once the retry is delivered, each is emailed once
     pipeline.drain()
     assert pipeline.delivered_per_address() == {"ann@example.com": 1, "bob@example.com": 1}
+    assert pipeline.job().retried == 1
     assert_accounted(pipeline)
 
 
