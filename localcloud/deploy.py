@@ -66,6 +66,7 @@ class Deployment:
     outputs: dict[str, str]
     created: list[str]
     skipped: list[str]
+    ses_event_topics: dict[str, str] = field(default_factory=dict)
 
     def function(self, name: str) -> FunctionSpec:
         for spec in self.functions.values():
@@ -87,6 +88,7 @@ class Deployer:
         self.skipped: list[str] = []
         self.functions: dict[str, FunctionSpec] = {}
         self._queue_urls_by_arn: dict[str, str] = {}
+        self.ses_event_topics: dict[str, str] = {}  # configuration set -> SNS topic for its events
 
     def client(self, service: str) -> Any:
         if self._client_factory is not None:
@@ -123,14 +125,17 @@ class Deployer:
                    for name, spec in (self.template.get("Outputs", {}) or {}).items()
                    if "Condition" not in spec or resolver.condition(spec["Condition"])}
         return Deployment(settings=self.settings, context=context, functions=self.functions, outputs=outputs,
-                          created=self.created, skipped=self.skipped)
+                          created=self.created, skipped=self.skipped, ses_event_topics=self.ses_event_topics)
 
     def _creators(self) -> dict[str, Callable[[str, dict, Resolver, dict], None]]:
         return {"AWS::SQS::Queue": self._queue, "AWS::DynamoDB::Table": self._table,
                 "AWS::S3::Bucket": self._bucket, "AWS::S3::BucketPolicy": self._bucket_policy,
                 "AWS::Logs::LogGroup": self._log_group, "AWS::Serverless::Function": self._function,
                 "AWS::SNS::Topic": self._topic, "AWS::CloudWatch::Alarm": self._alarm,
-                "AWS::CloudWatch::Dashboard": self._dashboard}
+                "AWS::CloudWatch::Dashboard": self._dashboard, "AWS::SNS::Subscription": self._subscription,
+                "AWS::SQS::QueuePolicy": self._queue_policy, "AWS::SES::EmailIdentity": self._email_identity,
+                "AWS::SES::ConfigurationSet": self._configuration_set,
+                "AWS::SES::ConfigurationSetEventDestination": self._event_destination}
 
     def _default_name(self, logical_id: str) -> str:
         return f"{self.settings.stack_name}-{logical_id}"
@@ -245,6 +250,52 @@ class Deployer:
         arn = self.client("sns").create_topic(Name=props.get("TopicName") or self._default_name(logical_id))["TopicArn"]
         resolver.context.refs[logical_id] = arn
         resolver.context.attributes[logical_id] = {"TopicArn": arn, "TopicName": arn.rsplit(":", 1)[1]}
+        self.created.append(logical_id)
+
+    def _subscription(self, logical_id: str, resource: dict, resolver: Resolver, _: dict) -> None:
+        props = resolver.resolve(resource["Properties"])
+        attributes = {"RawMessageDelivery": "true"} if str(props.get("RawMessageDelivery", "")).lower() == "true" \
+            else {}
+        arn = self.client("sns").subscribe(TopicArn=props["TopicArn"], Protocol=props["Protocol"],
+                                           Endpoint=props["Endpoint"], Attributes=attributes,
+                                           ReturnSubscriptionArn=True)["SubscriptionArn"]
+        resolver.context.refs[logical_id] = arn
+        self.created.append(logical_id)
+
+    def _queue_policy(self, logical_id: str, resource: dict, resolver: Resolver, _: dict) -> None:
+        props = resolver.resolve(resource["Properties"])
+        for url in props["Queues"]:
+            self.client("sqs").set_queue_attributes(QueueUrl=url,
+                                                    Attributes={"Policy": json.dumps(props["PolicyDocument"])})
+        self.created.append(logical_id)
+
+    def _email_identity(self, logical_id: str, resource: dict, resolver: Resolver, _: dict) -> None:
+        props = resolver.resolve(resource["Properties"])
+        ses = self.client("sesv2")
+        try:  # the emulator counts an identity as verified at once; SES would email a link first
+            ses.create_email_identity(EmailIdentity=props["EmailIdentity"])
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "AlreadyExistsException":
+                raise
+        resolver.context.refs[logical_id] = props["EmailIdentity"]
+        self.created.append(logical_id)
+
+    def _configuration_set(self, logical_id: str, resource: dict, resolver: Resolver, _: dict) -> None:
+        props = resolver.resolve(resource.get("Properties", {}))
+        name = props.get("Name") or self._default_name(logical_id)
+        try:
+            self.client("sesv2").create_configuration_set(ConfigurationSetName=name)
+        except ClientError as error:
+            if error.response["Error"]["Code"] not in ("AlreadyExistsException", "ConfigurationSetAlreadyExists"):
+                raise
+        resolver.context.refs[logical_id] = name
+        self.created.append(logical_id)
+
+    def _event_destination(self, logical_id: str, resource: dict, resolver: Resolver, _: dict) -> None:
+        """Recorded only: the emulator's SES does not publish events (tests publish SES-shaped events to the topic)."""
+        props = resolver.resolve(resource["Properties"])
+        destination = props["EventDestination"]
+        self.ses_event_topics[props["ConfigurationSetName"]] = destination["SnsDestination"]["TopicARN"]
         self.created.append(logical_id)
 
     def _alarm(self, logical_id: str, resource: dict, resolver: Resolver, _: dict) -> None:

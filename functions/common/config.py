@@ -94,6 +94,9 @@ class SendSettings:
     retry_max_delay_seconds: int
     sends_in_flight: int
     simulated: SimulatedProviderSettings | None
+    ses_configuration_set: str = ""
+    max_send_rate: float = 0.0  # emails per second across all invocations; 0: no limit
+    send_rate_table: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SendSettings:
@@ -136,6 +139,26 @@ class SendSettings:
                                                "between 0 and 900 (the SQS DelaySeconds limit)"),
             sends_in_flight=env.parsed("SENDS_IN_FLIGHT", int, 32, positive, "> 0"),
             simulated=simulated,
+            ses_configuration_set=env.required("SES_CONFIGURATION_SET") if provider == "ses" else "",
+            max_send_rate=env.parsed("MAX_SEND_RATE", float, 0.0, lambda v: v >= 0, ">= 0 (0: no limit)"),
+            send_rate_table=env.parsed("SEND_RATE_TABLE", str, ""),
         )
+        if settings.max_send_rate and not settings.send_rate_table:
+            env.problems.append("MAX_SEND_RATE needs SEND_RATE_TABLE (the table that hands out send slots)")
         env.done("send_email configuration")
+        return settings
+
+
+@dataclass(frozen=True)
+class FeedbackSettings:
+    contacts_table: str
+    jobs_table: str
+    dead_letter_queue_url: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> FeedbackSettings:
+        env = _Env(os.environ if environ is None else environ)
+        settings = cls(contacts_table=env.required("CONTACTS_TABLE"), jobs_table=env.required("JOBS_TABLE"),
+                       dead_letter_queue_url=env.required("DEAD_LETTER_QUEUE_URL"))
+        env.done("ses_events configuration")
         return settings

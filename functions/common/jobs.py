@@ -120,6 +120,7 @@ class Job:
     retried: int = 0
     exhausted: int = 0
     unknown: int = 0
+    complained: int = 0  # of the sent, marked as spam afterwards (SES feedback)
     failure_reason: str = ""
     invalid_reasons: dict[str, int] = field(default_factory=dict)
     rejects_key: str = ""
@@ -300,6 +301,7 @@ def _job(head: dict[str, Any], shards: list[dict[str, Any]]) -> Job:
         duplicate=number(head, "parse_duplicate") + total(Counter.DUPLICATE), enqueued=number(head, "enqueued"),
         sent=total(Counter.SENT), bounced=total(Counter.BOUNCED), retried=total(Counter.RETRIED),
         exhausted=total(Counter.EXHAUSTED), unknown=total(Counter.UNKNOWN),
+        complained=total(Counter.COMPLAINED),
         failure_reason=head.get("failure_reason", {}).get("S", ""),
         rejects_key=head.get("rejects_key", {}).get("S", ""),
         invalid_reasons={k: int(v["N"]) for k, v in head.get("invalid_reasons", {}).get("M", {}).items()},

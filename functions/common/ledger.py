@@ -2,6 +2,7 @@
 
     (none) --claim--> CLAIMED --outcome--> SENT | BOUNCED | BLOCKED | EXHAUSTED | UNKNOWN
     BLOCKED --retry claim (same token, next attempt)--> CLAIMED
+    SENT --provider feedback (hard bounce, complaint), for its provider message id--> BOUNCED | COMPLAINED
 
 Every move is a conditional write naming the claim it expects (token, attempt, carrier), so
 only the holder of a claim can move it. Job counters are added in the same transaction as
@@ -38,6 +39,7 @@ class State(StrEnum):
     BOUNCED = "BOUNCED"
     EXHAUSTED = "EXHAUSTED"
     UNKNOWN = "UNKNOWN"
+    COMPLAINED = "COMPLAINED"  # sent, then marked as spam by the recipient
 
 
 class Counter(StrEnum):
@@ -49,6 +51,7 @@ class Counter(StrEnum):
     EXHAUSTED = "exhausted"
     UNKNOWN = "unknown"
     DUPLICATE = "duplicate"
+    COMPLAINED = "complained"  # of the sent, how many complained (not a separate outcome)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,7 @@ class LedgerEntry:
     detail: str = ""
     unsent: bool = False  # released after the provider refused the email: safe to send on resume
     next_attempt_at: float = 0.0  # BLOCKED: when the delayed retry becomes visible
+    name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +121,13 @@ class Ledger(Protocol):
     def settle(self, transitions: Sequence[Transition]) -> list[Transition]:
         """Apply the transitions with their job counters; return those whose condition no longer held."""
         ...
+
+
+class FeedbackMove(StrEnum):
+    MOVED = "moved"
+    ALREADY_RECORDED = "already_recorded"
+    NOT_OURS = "not_ours"  # no such contact, or feedback on another message than the one we sent
+    NOT_SENT = "not_sent"  # e.g. a bounce after a complaint: the first word stands
 
 
 class TransactionsKeepConflicting(RuntimeError):
@@ -270,6 +281,41 @@ class DynamoLedger:
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values}}
 
+    # -- provider feedback ------------------------------------------------------------------
+    def record_feedback(self, email: str, provider_message_id: str, state: State,
+                        detail: str) -> tuple[FeedbackMove, LedgerEntry | None]:
+        """SENT -> BOUNCED (sent -1, bounced +1) or COMPLAINED (complained +1), for the email sent
+        as `provider_message_id` only; returns what was done and the entry as it was."""
+        item = self._client.get_item(TableName=self._contacts, Key={"email": {"S": email}},
+                                     ConsistentRead=True).get("Item")
+        if not item:
+            return FeedbackMove.NOT_OURS, None
+        entry = _entry(item)
+        if entry.provider_message_id != provider_message_id or not provider_message_id:
+            return FeedbackMove.NOT_OURS, entry
+        if entry.state is state:
+            return FeedbackMove.ALREADY_RECORDED, entry
+        if entry.state is not State.SENT:
+            return FeedbackMove.NOT_SENT, entry
+        counts = "ADD bounced :one, sent :minus" if state is State.BOUNCED else "ADD complained :one"
+        values: dict[str, Any] = {":one": {"N": "1"}}
+        if state is State.BOUNCED:
+            values[":minus"] = {"N": "-1"}
+        lost = self._transact([
+            {"Update": {
+                "TableName": self._contacts, "Key": {"email": {"S": email}},
+                "UpdateExpression": "SET #state = :state, detail = :detail, feedback_at = :now, updated_at = :now",
+                "ConditionExpression": "#state = :sent AND provider_message_id = :pmid",
+                "ExpressionAttributeNames": {"#state": "state"},
+                "ExpressionAttributeValues": {
+                    ":state": {"S": state.value}, ":sent": {"S": State.SENT.value},
+                    ":pmid": {"S": provider_message_id}, ":detail": {"S": detail[:500]},
+                    ":now": {"S": _now_iso()}}}},
+            {"Update": {
+                "TableName": self._jobs, "Key": counter_item_key(entry.job_id, f"feedback:{email}"),
+                "UpdateExpression": counts, "ExpressionAttributeValues": values}}], drop_lost=False)
+        return (FeedbackMove.ALREADY_RECORDED if lost else FeedbackMove.MOVED), entry
+
     # -- redrive ----------------------------------------------------------------------------
     def reopen_exhausted(self, email: str, token: str, attempt: int, job_id: str) -> bool:
         """EXHAUSTED -> BLOCKED for one more attempt, moving its count from `exhausted` to `retried`.
@@ -337,4 +383,5 @@ def _entry(item: dict[str, Any]) -> LedgerEntry:
                        attempt=int(number("attempt")), carrier=text("carrier"), lease_until=number("lease_until"),
                        job_id=text("job_id"), row=int(number("row")), source_key=text("source_key"),
                        provider_message_id=text("provider_message_id"), detail=text("detail"),
-                       unsent=item.get("unsent", {}).get("BOOL", False), next_attempt_at=number("next_attempt_at"))
+                       unsent=item.get("unsent", {}).get("BOOL", False), next_attempt_at=number("next_attempt_at"),
+                       name=text("name"))

@@ -60,6 +60,15 @@ class TransientProviderError(RuntimeError):
         self.maybe_sent = maybe_sent
 
 
+class ProviderConfigurationError(TransientProviderError):
+    """The provider refused the sender's own setup (identity not verified, no permission, missing
+    configuration set): nothing was sent, and nothing will be until someone fixes the account.
+    The contact is released unsent and its message comes back, so no row is lost meanwhile."""
+
+    def __init__(self, message: str):
+        super().__init__(f"provider configuration error: {message}", maybe_sent=False)
+
+
 class EmailProvider(Protocol):
     can_look_up: bool
 

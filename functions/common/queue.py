@@ -27,6 +27,7 @@ class QueueSendError(RuntimeError):
 
 class DeadLetterReason(StrEnum):
     BOUNCED = "bounced"
+    COMPLAINED = "complained"
     BLOCKED_EXHAUSTED = "blocked-exhausted"
     UNKNOWN_OUTCOME = "unknown-outcome"
     MALFORMED_MESSAGE = "malformed-message"
@@ -91,8 +92,17 @@ class SqsSender:
 
 
 class ContactsQueue:
+    # A message that only ran out of time comes back after this, not after the whole visibility timeout.
+    RETURN_SOON_SECONDS = 2
+
     def __init__(self, queue_url: str, client: SQSClient | None = None):
         self._sender = SqsSender(queue_url, client)
+        self._client = client or aws_client("sqs")
+        self._queue_url = queue_url
+
+    def return_soon(self, receipt_handle: str) -> None:
+        self._client.change_message_visibility(QueueUrl=self._queue_url, ReceiptHandle=receipt_handle,
+                                               VisibilityTimeout=self.RETURN_SOON_SECONDS)
 
     def send(self, batches: Iterable[ContactBatch]) -> int:
         return self._sender.send_entries({"MessageBody": b.encode()} for b in batches)

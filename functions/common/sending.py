@@ -26,7 +26,15 @@ from typing import Protocol
 
 from common.ledger import Claim, Counter, DuplicateMark, Ledger, LedgerEntry, Move, State, Transition
 from common.messages import ContactBatch, Delivery, MalformedMessage, pack_batches
-from common.provider import EmailProvider, EmailRequest, Outcome, SendResult, TransientProviderError
+from common.pacing import SendPacer
+from common.provider import (
+    EmailProvider,
+    EmailRequest,
+    Outcome,
+    ProviderConfigurationError,
+    SendResult,
+    TransientProviderError,
+)
 from common.queue import DeadLetter, DeadLetterReason, DelayedRetry
 
 
@@ -42,6 +50,8 @@ class Verdict(StrEnum):
     ALREADY_DONE = "already_done"  # settled by an earlier delivery of this message
     STALE = "stale"  # another message carries this attempt
     RETRY_LATER = "retry_later"  # transient failure or a live lease: the message comes back
+    MISCONFIGURED = "misconfigured"  # the provider refused our setup: the message comes back, loudly
+    OUT_OF_TIME = "out_of_time"  # no time (or send slot) left in this invocation: the message comes back soon
 
 
 class _Next(StrEnum):
@@ -53,6 +63,10 @@ class _Next(StrEnum):
 
 class RetryQueue(Protocol):
     def send_retries(self, retries: Sequence[DelayedRetry]) -> int: ...
+
+    def return_soon(self, receipt_handle: str) -> None:
+        """Make a message that only ran out of time visible again shortly."""
+        ...
 
 
 class DeadLetters(Protocol):
@@ -93,7 +107,15 @@ class BatchReport:
 
     @property
     def must_retry(self) -> bool:
-        return any(r.verdict is Verdict.RETRY_LATER for r in self.results)
+        return any(r.verdict in _COMES_BACK for r in self.results)
+
+    @property
+    def only_out_of_time(self) -> bool:
+        """Everything that must come back only lacked time: it can come back at once."""
+        return all(r.verdict is Verdict.OUT_OF_TIME for r in self.results if r.verdict in _COMES_BACK)
+
+
+_COMES_BACK = (Verdict.RETRY_LATER, Verdict.MISCONFIGURED, Verdict.OUT_OF_TIME)
 
 
 class RecordNeedsRetry(RuntimeError):
@@ -113,6 +135,8 @@ class SendPorts:
     map_concurrently: Callable[[Callable[[EmailRequest], object], Iterable[EmailRequest]], Iterable[object]] = map
     draw: Callable[[], float] = random.random
     clock: Callable[[], float] = time.time
+    pacer: SendPacer | None = None  # MaxSendRate across invocations; None: no limit
+    sleep: Callable[[float], None] = time.sleep
 
 
 def deliver_message(body: str, carrier: str, ports: SendPorts, policy: RetryPolicy,
@@ -134,7 +158,7 @@ def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: R
     if send_deadline is not None and ports.clock() >= send_deadline:
         # Not even the claims are worth starting: leave the whole message to its redelivery.
         report.results += [ContactResult(batch.job_id, batch.source_key, d.row, contact_hash(d.email), d.attempt,
-                                         Verdict.RETRY_LATER, "no time left in this invocation")
+                                         Verdict.OUT_OF_TIME, "no time left in this invocation")
                            for d in batch.deliveries]
         return report
     work = _Work(batch, carrier, lease_until, policy, ports.draw, now)
@@ -180,19 +204,19 @@ def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: R
     # 3. Send the claimed contacts, many in flight at once.
     requests = [EmailRequest(to=c.email, name=c.name, attempt=c.attempt, idempotency_key=work.idempotency_key(c))
                 for c in to_send]
-    send = _send_safely(ports.provider, send_deadline, ports.clock)
+    send = _send_safely(ports, send_deadline)
     for claim, (outcome, seconds) in zip(to_send, ports.map_concurrently(send, requests), strict=True):
         report.send_seconds.append(seconds)
         if isinstance(outcome, SendResult):
             work.settle(claim, outcome, report)
-        elif not outcome.maybe_sent and not isinstance(outcome, DeadlineReached):
+        elif not outcome.maybe_sent and not isinstance(outcome, (DeadlineReached, ProviderConfigurationError)):
             # Throttled, certainly not sent: the blocked path, with its growing delay and its cap.
             work.settle(claim, SendResult(Outcome.BLOCKED, provider_message_id="", detail=f"throttled: {outcome}"),
                         report)
         else:
             work.transitions.append(Move(claim=claim, state=State.CLAIMED, counter=None,
                                          unsent=not outcome.maybe_sent))
-            report.results.append(work.result(claim, Verdict.RETRY_LATER, str(outcome)))
+            report.results.append(work.result(claim, _verdict_for_unsent(outcome), str(outcome)))
 
     # 4. Settle the ledger with the job counters, then write the follow-ups of what settled.
     rejected = {id(m) for m in ports.ledger.settle(work.transitions)}
@@ -219,7 +243,7 @@ def _verdict_for_existing(claim: Claim, entry: LedgerEntry | None, now: float) -
         return Verdict.STALE
     if entry.state is State.CLAIMED:
         return _Next.RESUME if entry.lease_until <= now else Verdict.RETRY_LATER
-    if entry.state is State.SENT:
+    if entry.state in (State.SENT, State.COMPLAINED):
         return Verdict.ALREADY_DONE
     return _Next.FOLLOW_UP
 
@@ -231,14 +255,29 @@ class DeadlineReached(TransientProviderError):
 SendAttempt = tuple[SendResult | TransientProviderError, float]
 
 
-def _send_safely(provider: EmailProvider, deadline: float | None,
-                 clock: Callable[[], float]) -> Callable[[EmailRequest], SendAttempt]:
+def _verdict_for_unsent(error: TransientProviderError) -> Verdict:
+    if isinstance(error, ProviderConfigurationError):
+        return Verdict.MISCONFIGURED
+    if isinstance(error, DeadlineReached):
+        return Verdict.OUT_OF_TIME
+    return Verdict.RETRY_LATER
+
+
+def _send_safely(ports: SendPorts, deadline: float | None) -> Callable[[EmailRequest], SendAttempt]:
+    clock = ports.clock
+
     def send(request: EmailRequest) -> SendAttempt:
+        if ports.pacer is not None:
+            start = ports.pacer.next_start()
+            if deadline is not None and start >= deadline:
+                return DeadlineReached("no send slot before this invocation's deadline; not started"), 0.0
+            if (wait := start - clock()) > 0:
+                ports.sleep(wait)
         if deadline is not None and clock() >= deadline:
             return DeadlineReached("the invocation is about to time out; not started"), 0.0
         started = time.perf_counter()
         try:
-            result: SendResult | TransientProviderError = provider.send(request)
+            result: SendResult | TransientProviderError = ports.provider.send(request)
         except TransientProviderError as error:
             result = error
         return result, time.perf_counter() - started

@@ -6,14 +6,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 from common.config import ConfigError, SendSettings
 from common.ledger import DynamoLedger
+from common.pacing import DynamoSendSlots, SendPacer
 from common.provider import DynamoOutbox, EmailProvider, SimulatedProvider
 from common.queue import ContactsQueue, DeadLetterQueue
 from common.sending import RetryPolicy, SendPorts
+from common.ses import SesProvider
 
 
 def email_provider(settings: SendSettings) -> EmailProvider:
     if settings.provider == "simulated" and settings.simulated is not None:
         return SimulatedProvider(settings.simulated, DynamoOutbox(settings.simulated.outbox_table))
+    if settings.provider == "ses":
+        return SesProvider(settings.sender_address, settings.ses_configuration_set)
     raise ConfigError(f"EMAIL_PROVIDER={settings.provider!r} is not available in this version")
 
 
@@ -23,7 +27,9 @@ def send_ports(settings: SendSettings) -> SendPorts:
                      provider=email_provider(settings),
                      retries=ContactsQueue(settings.contacts_queue_url),
                      dead_letters=DeadLetterQueue(settings.dead_letter_queue_url),
-                     map_concurrently=executor.map)
+                     map_concurrently=executor.map,
+                     pacer=SendPacer(settings.max_send_rate, DynamoSendSlots(settings.send_rate_table))
+                     if settings.max_send_rate else None)
 
 
 def retry_policy(settings: SendSettings) -> RetryPolicy:

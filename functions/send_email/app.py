@@ -48,7 +48,8 @@ async def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> No
         record.body, record.message_id, ports, policy, now=now, lease_until=now + remaining + LEASE_MARGIN_SECONDS,
         send_deadline=now + remaining - DEADLINE_MARGIN_SECONDS))
     for result in report.results:
-        logger.info("contact " + result.verdict.value, extra={
+        log = logger.error if result.verdict is Verdict.MISCONFIGURED else logger.info
+        log("contact " + result.verdict.value, extra={
             "correlation_id": result.job_id, "job_id": result.job_id, "file": result.source_key, "row": result.row,
             "contact": result.contact, "attempt": result.attempt, "outcome": result.verdict.value,
             "detail": result.detail or None})
@@ -59,6 +60,8 @@ async def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> No
         metrics.add_metric(name="SendLatencyAverage", unit=MetricUnit.Milliseconds,
                            value=sum(report.send_seconds) / len(report.send_seconds) * 1000)
     if report.must_retry:
+        if report.only_out_of_time:
+            ports.retries.return_soon(record.receipt_handle)
         raise RecordNeedsRetry(f"{report.tally} in message {record.message_id}: SQS will deliver it again")
 
 

@@ -87,10 +87,14 @@ class MemoryQueue:
         self.retries: list = []
         self.letters: list = []
         self._ids = itertools.count(1)
+        self.returned_soon: list[str] = []
 
     def send_retries(self, retries) -> int:
         self.retries += retries
         return len(retries)
+
+    def return_soon(self, receipt_handle: str) -> None:
+        self.returned_soon.append(receipt_handle)
 
     def send(self, batches) -> int:
         from common.queue import DelayedRetry

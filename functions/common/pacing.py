@@ -1,0 +1,88 @@
+"""Send pacing: at most MaxSendRate emails per second across every concurrent invocation, spread
+evenly rather than in bursts.
+
+Time is cut into slots of 1/q seconds, q = MaxSendRate - 1 (one slot of headroom for a send that
+starts a little after its slot). A shared counter in DynamoDB hands out slot numbers, a few at a
+time, and never the same slot twice: so no two sends anywhere start in the same slot, and no
+one-second window holds more than MaxSendRate starts. A slot missed by more than half its width
+is skipped, not used late.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from botocore.exceptions import ClientError
+
+from common.aws import client as aws_client
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+LIMITER_KEY = "send-slots"
+
+
+class SlotSource(Protocol):
+    def reserve(self, count: int, earliest: int) -> range:
+        """`count` consecutive slot numbers, none below `earliest`, handed out to nobody else."""
+        ...
+
+
+class SendPacer:
+    def __init__(self, max_rate: float, slots: SlotSource, clock: Callable[[], float] = time.time):
+        self.slots_per_second = max(max_rate - 1, max_rate / 2)
+        self._slots = slots
+        self._clock = clock
+        # About a quarter of a second of sends per reservation: few requests, little capacity wasted.
+        self._chunk = max(1, min(50, math.ceil(self.slots_per_second / 4)))
+        self._mine: deque[int] = deque()
+        self._lock = threading.Lock()
+        self.reservations = 0
+
+    def next_start(self) -> float:
+        """The time this caller's next send may start (wait until then)."""
+        width = 1 / self.slots_per_second
+        with self._lock:
+            while True:
+                now = self._clock()
+                if not self._mine:
+                    earliest = math.ceil(now * self.slots_per_second)
+                    self._mine.extend(self._slots.reserve(self._chunk, earliest))
+                    self.reservations += 1
+                slot = self._mine.popleft()
+                start = slot * width
+                if start >= now - width / 2:
+                    return start
+
+
+class DynamoSendSlots:
+    """One item holds the next free slot; a conditional update moves it past what a caller takes."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None):
+        self._table = table_name
+        self._client = client or aws_client("dynamodb")
+        self._next_known = 0
+
+    def reserve(self, count: int, earliest: int) -> range:
+        while True:
+            start = max(earliest, self._next_known)
+            try:
+                self._client.update_item(
+                    TableName=self._table, Key={"limiter": {"S": LIMITER_KEY}},
+                    UpdateExpression="SET next_slot = :end",
+                    ConditionExpression="attribute_not_exists(next_slot) OR next_slot <= :start",
+                    ExpressionAttributeValues={":start": {"N": str(start)}, ":end": {"N": str(start + count)}},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD")
+                self._next_known = start + count
+                return range(start, start + count)
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+                item = error.response.get("Item") or self._client.get_item(
+                    TableName=self._table, Key={"limiter": {"S": LIMITER_KEY}}, ConsistentRead=True).get("Item", {})
+                self._next_known = int(item.get("next_slot", {}).get("N", start + count))

@@ -1,0 +1,52 @@
+"""ses_events: SES bounce and complaint events (configuration set -> SNS -> SQS) -> the ledger.
+
+A hard bounce or a complaint that SES reports after accepting an email moves the contact from
+SENT to BOUNCED or COMPLAINED, updates its job's counters and dead-letters it for inspection.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from common.config import FeedbackSettings
+from common.feedback import MalformedFeedback, apply_feedback, read_ses_event
+from common.ledger import DynamoLedger
+from common.queue import DeadLetterQueue
+from common.sending import contact_hash
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+settings = FeedbackSettings.from_env()
+ledger = DynamoLedger(settings.contacts_table, settings.jobs_table)
+dead_letters = DeadLetterQueue(settings.dead_letter_queue_url)
+
+
+def record_handler(record: SQSRecord) -> None:
+    try:
+        feedbacks = read_ses_event(record.body)
+    except MalformedFeedback as error:  # not ours to retry: keep a trace and let it go
+        logger.error("unreadable SES event", extra={"reason": str(error), "message_id": record.message_id})
+        metrics.add_metric(name="FeedbackUnreadable", unit=MetricUnit.Count, value=1)
+        return
+    for result in apply_feedback(feedbacks, ledger, dead_letters):
+        feedback = result.feedback
+        outcome = result.move.value if result.move else "soft_bounce_ignored"
+        logger.info(f"{feedback.kind.value.lower()} {outcome}", extra={
+            "correlation_id": result.job_id or None, "job_id": result.job_id or None, "row": result.row or None,
+            "contact": contact_hash(feedback.email), "provider_message_id": feedback.provider_message_id,
+            "detail": feedback.detail})
+        metrics.add_metric(name=f"Feedback{feedback.kind.value}", unit=MetricUnit.Count, value=1)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor,
+                                    context=context)

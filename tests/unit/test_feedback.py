@@ -1,0 +1,109 @@
+"""SES feedback after the send: a hard bounce or a complaint moves the contact it is about, once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+
+from common.feedback import FeedbackKind, MalformedFeedback, apply_feedback, read_ses_event
+from common.ledger import FeedbackMove
+from common.queue import DeadLetterReason
+from tests.unit.pipeline import Pipeline
+from tests.unit.test_handlers import LambdaContext, load_handler
+from tests.unit.test_sending import assert_accounted, rows
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+def ses_event(name: str, message_id: str | None = None, kind_changes: dict | None = None) -> str:
+    data = json.loads((EVENTS / name).read_text())
+    if message_id:
+        data["mail"]["messageId"] = message_id
+    for key, value in (kind_changes or {}).items():
+        data[data["eventType"].lower()][key] = value
+    return json.dumps(data)
+
+
+def test_ses_events_are_read_raw_or_inside_an_sns_envelope():
+    (bounce,) = read_ses_event(ses_event("ses_bounce.json"))
+    assert (bounce.kind, bounce.email, bounce.permanent) == (FeedbackKind.BOUNCE, "ann.lee@example.com", True)
+    assert bounce.detail == "Permanent/General: smtp; 550 5.1.1 user unknown"
+    envelope = json.dumps({"Type": "Notification", "Message": ses_event("ses_complaint.json")})
+    (complaint,) = read_ses_event(envelope)
+    assert (complaint.kind, complaint.detail) == (FeedbackKind.COMPLAINT, "complaint: abuse")
+    assert read_ses_event(json.dumps({"eventType": "Delivery", "mail": {"messageId": "m"}})) == []
+    with pytest.raises(MalformedFeedback):
+        read_ses_event("not json")
+
+
+@pytest.fixture
+def sent_to_ann(aws) -> tuple[Pipeline, str]:
+    """Ann was emailed: her ledger entry is SENT with the provider's message id."""
+    pipeline = Pipeline(aws, provider_settings={"bounce_rate": 0.0, "block_rate": 0.0})
+    pipeline.upload("incoming/a.csv", rows("ann.lee@example.com", "bob@example.com"))
+    pipeline.drain()
+    (entry,) = [e for e in pipeline.outbox.recorded if e.to == "ann.lee@example.com"]
+    return pipeline, entry.provider_message_id
+
+
+def test_a_hard_bounce_moves_the_sent_contact_to_bounced_once_and_dead_letters_it(sent_to_ann):
+    pipeline, message_id = sent_to_ann
+    feedbacks = read_ses_event(ses_event("ses_bounce.json", message_id))
+    # When SES reports a hard bounce for the email we sent
+    (result,) = apply_feedback(feedbacks, pipeline.ledger, pipeline.queue)
+    # Then the contact is BOUNCED, the job's counts moved from sent to bounced, and the identity still holds
+    assert result.move is FeedbackMove.MOVED and result.row == 1
+    job = pipeline.job()
+    assert (job.sent, job.bounced) == (1, 1)
+    assert_accounted(pipeline)
+    (letter,) = pipeline.queue.letters
+    assert (letter.reason, letter.email, letter.row) == (DeadLetterReason.BOUNCED, "ann.lee@example.com", 1)
+    # And the same event again changes no count (its letter is written again, in case it was lost)
+    (again,) = apply_feedback(feedbacks, pipeline.ledger, pipeline.queue)
+    assert again.move is FeedbackMove.ALREADY_RECORDED
+    assert (pipeline.job().sent, pipeline.job().bounced) == (1, 1)
+
+
+def test_feedback_about_another_email_or_a_soft_bounce_moves_nothing(sent_to_ann):
+    pipeline, message_id = sent_to_ann
+    (other,) = apply_feedback(read_ses_event(ses_event("ses_bounce.json", "some-other-message")),
+                              pipeline.ledger, pipeline.queue)
+    (soft,) = apply_feedback(read_ses_event(ses_event("ses_bounce.json", message_id,
+                                                      {"bounceType": "Transient"})), pipeline.ledger, pipeline.queue)
+    assert (other.move, soft.move) == (FeedbackMove.NOT_OURS, None)
+    assert (pipeline.job().sent, pipeline.job().bounced) == (2, 0) and not pipeline.queue.letters
+
+
+def test_a_complaint_keeps_the_contact_counted_as_sent_and_counts_the_complaint(sent_to_ann):
+    pipeline, message_id = sent_to_ann
+    (result,) = apply_feedback(read_ses_event(ses_event("ses_complaint.json", message_id)),
+                               pipeline.ledger, pipeline.queue)
+    assert result.move is FeedbackMove.MOVED
+    job = pipeline.job()
+    assert (job.sent, job.bounced, job.complained) == (2, 0, 1)
+    assert pipeline.queue.letters[0].reason is DeadLetterReason.COMPLAINED
+    # And a later bounce of the same email does not overrule it
+    (late,) = apply_feedback(read_ses_event(ses_event("ses_bounce.json", message_id)), pipeline.ledger,
+                             pipeline.queue)
+    assert late.move is FeedbackMove.NOT_SENT
+    assert_accounted(pipeline)
+
+
+def test_the_ses_events_handler_takes_the_sqs_event_sam_local_invoke_uses(monkeypatch):
+    from moto import mock_aws
+
+    from localcloud.deploy import deploy
+    from localcloud.settings import CloudSettings
+
+    with mock_aws():
+        cloud = deploy(CloudSettings.load(overrides={"EmailProvider": "ses"}),
+                       client_factory=lambda service: boto3.client(service))
+        app = load_handler(cloud, monkeypatch, "SesEventsFunction", "ses_events.app")
+        event = json.loads((EVENTS / "sqs_ses_bounce.json").read_text())
+        unreadable = dict(event["Records"][0], messageId="unreadable", body="{}")
+        response = app.lambda_handler({"Records": [event["Records"][0], unreadable]}, LambdaContext())
+        # Nothing to retry: the bounce is about an address this ledger never emailed, the other is unreadable
+        assert response == {"batchItemFailures": []}

@@ -1,0 +1,77 @@
+"""MaxSendRate: sends of every invocation share one lattice of start times, spread evenly."""
+
+from __future__ import annotations
+
+import threading
+
+import boto3
+
+from common.pacing import DynamoSendSlots, SendPacer
+
+
+class MemorySlots:
+    def __init__(self) -> None:
+        self.next_slot = 0
+        self.lock = threading.Lock()
+
+    def reserve(self, count: int, earliest: int) -> range:
+        with self.lock:
+            start = max(earliest, self.next_slot)
+            self.next_slot = start + count
+            return range(start, start + count)
+
+
+def peak_per_second(starts: list[float]) -> int:
+    starts = sorted(starts)
+    peak, first = 0, 0
+    for last, start in enumerate(starts):
+        while start - starts[first] >= 1.0:
+            first += 1
+        peak = max(peak, last - first + 1)
+    return peak
+
+
+def test_three_invocations_sharing_the_slots_never_start_more_than_the_rate_in_any_second():
+    # Given three invocations, each with its own pacer, sharing one slot source, and a clock that
+    # jumps to each granted start (as a sender sleeping until then would)
+    slots, now = MemorySlots(), [1_000.0]
+    pacers = [SendPacer(20, slots, clock=lambda: now[0]) for _ in range(3)]
+    starts = []
+    # When they take 300 send slots between them, in turn
+    for i in range(300):
+        start = pacers[i % 3].next_start()
+        now[0] = max(now[0], start)
+        starts.append(start)
+    # Then every start is distinct, at most 20 fall in any one-second window, and they are evenly spaced
+    assert len(set(starts)) == 300
+    assert peak_per_second(starts) <= 20
+    assert max(b - a for a, b in zip(sorted(starts), sorted(starts)[1:], strict=False)) < 1.0
+
+
+def test_a_slot_already_past_is_skipped_not_used_late():
+    slots, now = MemorySlots(), [1_000.0]
+    pacer = SendPacer(11, slots, clock=lambda: now[0])  # 10 slots a second
+    first = pacer.next_start()
+    now[0] = first + 0.35  # the sender was held up for 3.5 slots
+    second = pacer.next_start()
+    assert second >= now[0] - 0.05
+
+
+def test_dynamodb_hands_out_each_slot_once_to_concurrent_callers(aws):
+    table = aws.outputs["SendRateTableName"]
+    taken: list[int] = []
+    lock = threading.Lock()
+
+    def reserve_many() -> None:
+        source = DynamoSendSlots(table, client=boto3.client("dynamodb"))
+        for _ in range(20):
+            granted = source.reserve(5, earliest=0)
+            with lock:
+                taken.extend(granted)
+
+    workers = [threading.Thread(target=reserve_many) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert len(taken) == len(set(taken)) == 400
