@@ -12,9 +12,10 @@ LINT_STAMP := $(VENV)/.lint-installed
 SCAN_VENV := .venv-scan
 SCAN_STAMP := $(SCAN_VENV)/.installed
 LOCALCLOUD := $(BIN)/python -m localcloud
+SAMLOCAL_VERSION := 1.71.0
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv test test-unit test-e2e lint audit demo up logs build deploy deploy-localstack stop clean bench
+.PHONY: help venv test test-unit test-e2e lint audit demo up logs build deploy deploy-localstack env-localstack stop clean bench bench-rate
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -81,8 +82,16 @@ logs: $(DEV_STAMP) ## send_email's logs (FUNCTION=ParseCsvFunction for the other
 build: $(LINT_STAMP) ## sam build (python3.13 on PATH)
 	PATH="$(dir $(PYTHON313)):$$PATH" $(BIN)/sam build
 
-deploy: build ## sam deploy --guided to your AWS account
+deploy: build ## sam deploy --guided to your AWS account (EmailProvider=ses for real email)
 	$(BIN)/sam deploy --guided
+
+deploy-localstack: build ## samlocal deploy --config-env localstack (LocalStack running on :4566)
+	$(BIN)/pip install -q aws-sam-cli-local==$(SAMLOCAL_VERSION)
+	$(BIN)/samlocal deploy --config-env localstack
+
+env-localstack: $(DEV_STAMP) ## env.localstack.json for `sam local invoke --env-vars`, from the LocalStack stack
+	$(LOCALCLOUD) --endpoint $(or $(LOCALSTACK),http://localhost:4566) env-vars --from-stack > env.localstack.json
+	@echo "wrote env.localstack.json"
 
 stop: $(DEV_STAMP) ## stop the background moto server
 	$(LOCALCLOUD) stop
@@ -90,6 +99,9 @@ stop: $(DEV_STAMP) ## stop the background moto server
 clean: ## stop the emulator, remove the venv and build output
 	-@test -x $(BIN)/python && $(LOCALCLOUD) stop
 	rm -rf $(VENV) $(SCAN_VENV) .aws-sam .localcloud .pytest_cache .ruff_cache .hypothesis demo/*.csv
+
+bench-rate: $(DEV_STAMP) ## MaxSendRate honoured: peak sends in any second vs the limit; writes bench/rate.md
+	$(BIN)/python -m bench.run --sizes $(or $(SIZE),3000) --max-send-rate $(or $(RATE),100)
 
 bench: $(DEV_STAMP) ## end-to-end benchmark (SIZES="10000 100000" RUNS=3 for the full one); writes bench/results.md
 	$(BIN)/python -m bench.run --sizes $(or $(SIZES),10000) --runs $(or $(RUNS),1)

@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import localcloud  # noqa: F401 - first: puts functions/ (the Lambda code root) on sys.path
@@ -30,6 +31,7 @@ from localcloud.samples import write_sample
 from localcloud.settings import CloudSettings
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
+RATE_RESULTS = Path(__file__).resolve().parent / "rate.md"
 
 
 @dataclass
@@ -41,6 +43,20 @@ class Run:
     requests: dict[str, int]
     parse_peak_mb: int
     sent: int
+    attempts: int
+    peak_sends_per_second: int
+    max_send_rate: float
+
+
+def peak_per_second(times: list[float]) -> int:
+    """The most sends that arrived at the provider within any one second (sliding window)."""
+    times = sorted(times)
+    peak, first = 0, 0
+    for last, at in enumerate(times):
+        while at - times[first] >= 1.0:
+            first += 1
+        peak = max(peak, last - first + 1)
+    return peak
 
 
 def _free_port() -> int:
@@ -49,14 +65,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def one_run(contacts: int, workdir: Path) -> Run:
+def one_run(contacts: int, workdir: Path, overrides: dict[str, str] | None = None) -> Run:
     half = contacts // 2
     overlap = contacts // 10
     files = [write_sample(workdir / f"bench-{contacts}-a.csv", half, start=0),
              write_sample(workdir / f"bench-{contacts}-b.csv", half, start=half - overlap)]
     emulator = start_moto(f"http://127.0.0.1:{_free_port()}", workdir / "moto.log", detached=False)
     try:
-        cloud = LocalCloud(CloudSettings.load(endpoint=emulator.endpoint)).start()
+        cloud = LocalCloud(CloudSettings.load(endpoint=emulator.endpoint, overrides=overrides)).start()
         try:
             started = time.monotonic()
             jobs = cloud.wait(cloud.upload(files), timeout=3600)
@@ -69,17 +85,31 @@ def one_run(contacts: int, workdir: Path) -> Run:
                 block_rate=float(parameters["SimulatedBlockRate"]), slow_rate=float(parameters["SimulatedSlowRate"]),
                 slow_min_seconds=float(parameters["SimulatedSlowMinSeconds"]),
                 slow_max_seconds=float(parameters["SimulatedSlowMaxSeconds"]), outbox_table=""), outbox=None)
-            latency = sum(provider.latency_for(e.to, e.attempt) for e in cloud.outbox())
+            outbox = cloud.outbox()
+            latency = sum(provider.latency_for(e.to, e.attempt) for e in outbox)
+            arrivals = [datetime.fromisoformat(e.received_at).timestamp() for e in outbox]
             in_flight = int(parameters["SendMaxConcurrency"]) * int(parameters["SendsInFlight"])
             request_counts = sum((pool.aws_requests for pool in cloud.runtime.pools.values()), Counter())
             parse = cloud.runtime.pools["ParseCsvFunction"].invocations
             return Run(contacts=contacts, rows=sum(j.rows for j in jobs), seconds=seconds,
                        floor_seconds=latency / in_flight, requests=request_counts,
-                       parse_peak_mb=max(i.max_memory_mb for i in parse), sent=sum(j.sent for j in jobs))
+                       parse_peak_mb=max(i.max_memory_mb for i in parse), sent=sum(j.sent for j in jobs),
+                       attempts=len(outbox), peak_sends_per_second=peak_per_second(arrivals),
+                       max_send_rate=float(parameters["MaxSendRate"]))
         finally:
             cloud.close()
     finally:
         emulator.stop()
+
+
+def rate_report(run: Run, command: str) -> str:
+    return "\n".join([
+        "# Send-rate limit", "", f"`{command}` on this machine ({time.strftime('%Y-%m-%d')}).", "",
+        "| contacts | MaxSendRate /s | send attempts | wall s | mean rate /s | peak in any 1 s window |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {run.contacts:,} | {run.max_send_rate:g} | {run.attempts:,} | {run.seconds:.1f} | "
+        f"{run.attempts / run.seconds:.1f} | {run.peak_sends_per_second} |", "",
+        "Arrivals are the times the simulated provider received each request (its outbox).", ""])
 
 
 def report(runs: dict[int, list[Run]], command: str) -> str:
@@ -108,7 +138,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000])
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--max-send-rate", type=float, default=0,
+                        help="instead: one run of the first size with this MaxSendRate; writes bench/rate.md")
     args = parser.parse_args()
+    command = "python -m bench.run " + " ".join(sys.argv[1:])
+    if args.max_send_rate:
+        with tempfile.TemporaryDirectory() as workdir:
+            run = one_run(args.sizes[0], Path(workdir), {"MaxSendRate": f"{args.max_send_rate:g}"})
+        text = rate_report(run, command)
+        RATE_RESULTS.write_text(text)
+        print(text)
+        return 0 if run.peak_sends_per_second <= args.max_send_rate else 1
     runs: dict[int, list[Run]] = {}
     with tempfile.TemporaryDirectory() as workdir:
         for contacts in args.sizes:
@@ -117,7 +157,7 @@ def main() -> int:
                 runs.setdefault(contacts, []).append(run)
                 print(f"{contacts} contacts, run {number + 1}: {run.seconds:.1f} s (floor {run.floor_seconds:.1f} s)",
                       file=sys.stderr)
-    text = report(runs, "python -m bench.run " + " ".join(sys.argv[1:]))
+    text = report(runs, command)
     RESULTS.write_text(text)
     print(text)
     return 0

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import boto3
 from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -20,7 +21,8 @@ from rich.table import Table
 from common.jobs import Job
 from common.redrive import REDRIVABLE
 from localcloud.cloud import LocalCloud, RunTimeout
-from localcloud.emulator import EmulatorError, stop_background_emulator
+from localcloud.emulator import EmulatorError, aws_client, stop_background_emulator
+from localcloud.envvars import stack_env_vars
 from localcloud.runtime import Invocation
 from localcloud.samples import write_sample
 from localcloud.settings import CloudSettings, parse_overrides
@@ -245,7 +247,9 @@ def cmd_outbox(cloud: LocalCloud, args: argparse.Namespace) -> int:
                            "subject": e.subject, "body": e.body, "received_at": e.received_at} for e in entries],
                          indent=2, ensure_ascii=False))
         return 0
-    table = Table(title=f"Simulated provider outbox: {len(entries)} attempt(s)")
+    title = ("Emulator's SES: {} message(s) accepted" if cloud.email_provider == "ses"
+             else "Simulated provider outbox: {} attempt(s)")
+    table = Table(title=title.format(len(entries)))
     for column in ("received", "to", "attempt", "outcome", "provider message id"):
         table.add_column(column)
     for entry in entries[-args.last:] if args.last else entries:
@@ -325,6 +329,21 @@ def cmd_sample(cloud: LocalCloud, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_env_vars(cloud: LocalCloud, args: argparse.Namespace) -> int:
+    """JSON for `sam local invoke --env-vars`: each function's environment as deployed."""
+    if args.from_stack:
+        cloudformation = (boto3.client("cloudformation", region_name=cloud.settings.region)
+                          if cloud.settings.endpoint == "aws"
+                          else aws_client("cloudformation", cloud.settings.endpoint, cloud.settings.region))
+        variables = stack_env_vars(cloud.settings, cloudformation, args.function_endpoint)
+    else:
+        cloud.start(with_runtime=False)
+        variables = {spec.logical_id: {**spec.environment, "AWS_ENDPOINT_URL": args.function_endpoint}
+                     for spec in cloud.deployment.functions.values()}
+    print(json.dumps(variables, indent=2))
+    return 0
+
+
 def cmd_stop(cloud: LocalCloud, args: argparse.Namespace) -> int:
     stopped = stop_background_emulator(cloud.settings.state_dir)
     out.print("stopped the background moto server" if stopped else "no background moto server was running")
@@ -369,7 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_argument("--json", action="store_true")
     dlq.add_argument("--parse-failures", action="store_true", help="the parse function's on-failure queue instead")
     dlq.set_defaults(handler=cmd_dlq)
-    outbox = commands.add_parser("outbox", help="every send attempt the simulated provider received")
+    outbox = commands.add_parser("outbox", help="every send attempt the provider received "
+                                                      "(the emulator's SES with EMAIL_PROVIDER=ses)")
     outbox.add_argument("--json", action="store_true")
     outbox.add_argument("--last", type=int, default=0, help="only the last N attempts")
     outbox.set_defaults(handler=cmd_outbox)
@@ -388,6 +408,13 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=7)
     sample.add_argument("--invalid-every", type=int, default=0, help="make every Nth line malformed")
     sample.set_defaults(handler=cmd_sample)
+    env_vars = commands.add_parser("env-vars", help="JSON for `sam local invoke --env-vars`: each function's "
+                                   "environment as deployed (here, or with --from-stack on LocalStack/AWS)")
+    env_vars.add_argument("--from-stack", action="store_true",
+                          help="read the stack from CloudFormation at --endpoint (LocalStack; `--endpoint aws`: AWS)")
+    env_vars.add_argument("--function-endpoint", default="http://host.docker.internal:4566",
+                          help="AWS_ENDPOINT_URL as seen from sam's container ('' for none, e.g. real AWS)")
+    env_vars.set_defaults(handler=cmd_env_vars)
     commands.add_parser("stop", help="stop the background moto server").set_defaults(handler=cmd_stop)
     return parser
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import Any
 
 from common.jobs import DynamoJobs, Job, Upload
 from common.ledger import DynamoLedger
-from common.provider import DynamoOutbox, OutboxEntry
+from common.provider import DynamoOutbox, OutboxEntry, Outcome
 from common.queue import ContactsQueue
 from common.redrive import redrive_letter
 from localcloud.deploy import Deployment, deploy
@@ -149,9 +150,25 @@ class LocalCloud:
                                  + ", ".join(f"{j.key} {j.status} {j.settled}/{j.rows}" for j in jobs))
             time.sleep(0.2)
 
+    @property
+    def email_provider(self) -> str:
+        return str(self._deployed.context.parameters.get("EmailProvider", "simulated"))
+
     def outbox(self) -> list[OutboxEntry]:
+        """What the provider received: the simulated provider's outbox table, or, with EmailProvider=ses,
+        the messages the emulator's SES accepted (read from moto's state; SES keeps no attempt numbers)."""
+        if self.email_provider == "ses":
+            return self._ses_sent_messages()
         return sorted(DynamoOutbox(self._deployed.output("OutboxTableName"), self.client("dynamodb")).entries(),
                       key=lambda e: e.received_at)
+
+    def _ses_sent_messages(self) -> list[OutboxEntry]:
+        with urllib.request.urlopen(f"{self.settings.endpoint}/moto-api/data.json", timeout=30) as response:  # noqa: S310 # nosec B310 - our emulator
+            state = json.load(response)
+        return [OutboxEntry(to=", ".join(m["destinations"].get("ToAddresses", [])), attempt=0,
+                            outcome=Outcome.DELIVERED, provider_message_id=m["id"], idempotency_key="",
+                            subject=m["subject"], body=m["body"], received_at="")
+                for m in state.get("ses", {}).get("Message", [])]
 
     def _hidden_messages(self, url: str) -> list[dict[str, Any]]:
         """Every message of the queue, hidden from others while the caller looks at them."""

@@ -16,6 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from localcloud.emulator import aws_client
+from localcloud.envvars import function_environment
 from localcloud.settings import CloudSettings
 from localcloud.template import Context, Resolver, dependencies, evaluate_conditions, load_template, resolve_parameters
 
@@ -316,10 +317,8 @@ class Deployer:
 
     def _function(self, logical_id: str, resource: dict, resolver: Resolver, global_function: dict) -> None:
         merged = {**global_function, **resource.get("Properties", {})}
-        merged_env = {**(global_function.get("Environment", {}) or {}).get("Variables", {}),
-                      **(resource.get("Properties", {}).get("Environment", {}) or {}).get("Variables", {})}
         props = resolver.resolve({k: v for k, v in merged.items() if k not in ("Environment", "Events")})
-        environment = {k: str(v) for k, v in resolver.resolve(merged_env).items()}
+        environment = function_environment(self.template, logical_id, resolver)
         name = props.get("FunctionName") or self._default_name(logical_id)
         arn = f"arn:aws:lambda:{self.settings.region}:{resolver.context.account_id}:function:{name}"
         invoke_config = props.get("EventInvokeConfig", {}) or {}

@@ -63,6 +63,8 @@ class CloudSettings:
             config = {**section.get("global", {}).get("parameters", {}),
                       **section.get("deploy", {}).get("parameters", {})}
         parameters = parse_overrides(config.get("parameter_overrides", ""))
+        if os.environ.get("EMAIL_PROVIDER"):  # `EMAIL_PROVIDER=ses localcloud run ...`, as the function reads it
+            parameters["EmailProvider"] = os.environ["EMAIL_PROVIDER"]
         parameters.update(parse_overrides(os.environ.get("LOCALCLOUD_PARAMETER_OVERRIDES", "")))
         parameters.update(overrides or {})
         return cls(root=root, stack_name=config.get("stack_name", "welcome-pipeline"),

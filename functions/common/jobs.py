@@ -103,6 +103,11 @@ class ImportState:
     checkpoint: Checkpoint
     continued: int = 0
     content_etag: str = ""
+    stage: Stage = Stage.PARSING
+
+    @property
+    def parsing(self) -> bool:
+        return self.stage is Stage.PARSING
 
 
 @dataclass
@@ -163,7 +168,9 @@ class JobStore(Protocol):
         """Create the job, or find it still being parsed; None once its parse has finished."""
         ...
 
-    def resume(self, job_id: str) -> ImportState | None: ...
+    def resume(self, job_id: str) -> ImportState | None:
+        """The job as the parser left it (any stage); None if there is no such job."""
+        ...
 
     def save_checkpoint(self, job_id: str, checkpoint: Checkpoint) -> bool:
         """Move the job from segment `checkpoint.segment - 1` to `checkpoint`; False if another
@@ -203,19 +210,21 @@ class DynamoJobs:
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-        return self.resume(upload.job_id)
+        state = self.resume(upload.job_id)
+        return state if state is not None and state.parsing else None
 
     def resume(self, job_id: str) -> ImportState | None:
         item = self._client.get_item(TableName=self._table, Key={"job_id": {"S": job_id}, "item": {"S": JOB_ITEM}},
                                      ConsistentRead=True).get("Item")
-        if not item or item["stage"]["S"] != Stage.PARSING.value:
+        if not item:
             return None
         upload = Upload(bucket=item["bucket"]["S"], key=item["key"]["S"], etag=item["etag"]["S"],
                         size=int(item["size"]["N"]), version_id=item.get("version_id", {}).get("S", ""))
         checkpoint = Checkpoint.decode(item["parse_checkpoint"]["S"]) if "parse_checkpoint" in item else Checkpoint()
         return ImportState(upload=upload, checkpoint=checkpoint,
                            continued=int(item.get("parse_continued", {}).get("N", 0)),
-                           content_etag=item.get("content_etag", {}).get("S", upload.etag))
+                           content_etag=item.get("content_etag", {}).get("S", upload.etag),
+                           stage=Stage(item["stage"]["S"]))
 
     def save_checkpoint(self, job_id: str, checkpoint: Checkpoint) -> bool:
         try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from common.contacts import Contact, ContactReader, DuplicateRow, InvalidRow
-from common.jobs import Checkpoint, ImportState, JobStore, ParseTally, Upload
+from common.jobs import Checkpoint, ImportState, JobStore, ParseTally, Stage, Upload
 from common.lines import PositionedLines
 from common.messages import ContactBatch, Delivery, pack_batches
 
@@ -128,7 +128,11 @@ class Importer:
     def continue_import(self, job_id: str, segment: int, should_stop: Callable[[], bool] = never) -> ImportResult:
         state = self.jobs.resume(job_id)
         if state is None:
-            return ImportResult(job_id=job_id, tally=ParseTally(), segment=segment, skipped="the job is parsed")
+            return ImportResult(job_id=job_id, tally=ParseTally(), segment=segment, skipped="no such job")
+        if not state.parsing:
+            # Its last segment finished the job, but may have stopped before archiving the object.
+            return ImportResult(job_id=job_id, tally=ParseTally(), segment=segment, skipped="the job is parsed",
+                                archived_key=self.uploads.archive(state.upload, failed=state.stage is Stage.FAILED))
         if state.checkpoint.segment != segment:
             return self._skip_segment(state, segment)
         try:

@@ -153,6 +153,7 @@ class SimulatedProvider:
     def send(self, request: EmailRequest) -> SendResult:
         if self.throttles(request.to, request.attempt):
             raise TransientProviderError("429 too many requests: maximum sending rate exceeded")
+        received_at = datetime.now(UTC).isoformat(timespec="milliseconds")  # when the request arrived
         self._sleep(self.latency_for(request.to, request.attempt))
         outcome = self.outcome_for(request.to, request.attempt)
         email = render_welcome(request.name)
@@ -163,7 +164,7 @@ class SimulatedProvider:
         self._outbox.record(OutboxEntry(
             to=request.to, attempt=request.attempt, outcome=outcome, provider_message_id=result.provider_message_id,
             idempotency_key=request.idempotency_key, subject=email.subject, body=email.text,
-            received_at=datetime.now(UTC).isoformat(timespec="milliseconds")))
+            received_at=received_at))
         return result
 
     def look_up(self, idempotency_key: str) -> SendResult | None:

@@ -20,9 +20,11 @@ from common.parsing import Importer, ImportResult, ObjectGone
 from common.queue import ContactsQueue, ContinuationRequest, ParseContinuations
 from common.uploads import S3Uploads
 
-# A segment stops reading when this share of the invocation's time is left (at most a minute),
-# enough to enqueue the last batches and write the checkpoint or the rejects file.
+# A segment stops reading when this share of the invocation's time is left (at least a second, at
+# most a minute): enough to enqueue the last batches, write the checkpoint or the rejects file, and
+# archive the object.
 RESERVE_SHARE = 0.2
+MIN_RESERVE_MS = 1_000
 MAX_RESERVE_MS = 60_000
 
 logger = Logger()
@@ -42,7 +44,7 @@ importer = Importer(jobs=DynamoJobs(settings.jobs_table), queue=ContactsQueue(se
 
 
 def deadline_near(context: LambdaContext):
-    reserve_ms = min(MAX_RESERVE_MS, context.get_remaining_time_in_millis() * RESERVE_SHARE)
+    reserve_ms = min(MAX_RESERVE_MS, max(MIN_RESERVE_MS, context.get_remaining_time_in_millis() * RESERVE_SHARE))
     return lambda: context.get_remaining_time_in_millis() < reserve_ms
 
 

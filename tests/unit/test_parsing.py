@@ -184,3 +184,20 @@ def test_a_file_replaced_between_segments_is_not_read_on_from_the_new_content(wo
     assert (job.status, job.rows) == (JobStatus.FAILED, ROWS_BETWEEN_DEADLINE_CHECKS)
     assert "replaced" in job.failure_reason
     assert {d.email for b in world.queue.batches for d in b.deliveries} == {f"r{i}@example.com" for i in range(500)}
+
+
+def test_a_repeated_request_after_the_last_segment_only_makes_sure_the_file_was_archived(world):
+    # Given a file whose last segment finished the job but died before archiving the object
+    upload = world.upload("incoming/g.csv", "".join(f"N{i},s{i}@example.com\n" for i in range(700)))
+    world.importer.import_upload(upload, should_stop=lambda: True)
+    (job_id, segment), = world.continuations.requested
+    archive = world.uploads.archive
+    world.uploads.archive = lambda upload, failed: (_ for _ in ()).throw(TimeoutError("killed"))
+    with pytest.raises(TimeoutError):
+        world.run_continuations()
+    world.uploads.archive = archive
+    # When SQS delivers that segment's request again
+    again = world.importer.continue_import(job_id, segment, lambda: True)
+    # Then nothing is read again, and the object is archived
+    assert again.skipped == "the job is parsed" and again.archived_key == "processed/g.csv"
+    assert world.jobs.get(job_id).rows == 700 and len(world.queue.rows()) == 700
