@@ -247,14 +247,20 @@ def cmd_outbox(cloud: LocalCloud, args: argparse.Namespace) -> int:
                            "subject": e.subject, "body": e.body, "received_at": e.received_at} for e in entries],
                          indent=2, ensure_ascii=False))
         return 0
-    title = ("Emulator's SES: {} message(s) accepted" if cloud.email_provider == "ses"
-             else "Simulated provider outbox: {} attempt(s)")
-    table = Table(title=title.format(len(entries)))
-    for column in ("received", "to", "attempt", "outcome", "provider message id"):
-        table.add_column(column)
-    for entry in entries[-args.last:] if args.last else entries:
-        table.add_row(entry.received_at, entry.to, str(entry.attempt), entry.outcome.value,
-                      entry.provider_message_id)
+    shown = entries[-args.last:] if args.last else entries
+    if cloud.email_provider == "ses":
+        table = Table(title=f"Emulator's SES: {len(entries)} message(s) accepted")
+        for column in ("to", "subject", "SES message id"):
+            table.add_column(column)
+        for entry in shown:
+            table.add_row(entry.to, entry.subject, entry.provider_message_id)
+    else:
+        table = Table(title=f"Simulated provider outbox: {len(entries)} attempt(s)")
+        for column in ("received", "to", "attempt", "outcome", "provider message id"):
+            table.add_column(column)
+        for entry in shown:
+            table.add_row(entry.received_at, entry.to, str(entry.attempt), entry.outcome.value,
+                          entry.provider_message_id)
     out.print(table)
     return 0
 

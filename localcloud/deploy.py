@@ -287,7 +287,8 @@ class Deployer:
         try:
             self.client("sesv2").create_configuration_set(ConfigurationSetName=name)
         except ClientError as error:
-            if error.response["Error"]["Code"] not in ("AlreadyExistsException", "ConfigurationSetAlreadyExists"):
+            if error.response["Error"]["Code"] not in ("AlreadyExistsException",
+                                                       "ConfigurationSetAlreadyExistsException"):
                 raise
         resolver.context.refs[logical_id] = name
         self.created.append(logical_id)
