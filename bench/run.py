@@ -46,6 +46,52 @@ class Run:
     attempts: int
     peak_sends_per_second: int
     max_send_rate: float
+    gb_seconds: float = 0.0  # Lambda duration x memory, all functions
+    invocations: int = 0
+    event_source_requests: dict[str, int] | None = None  # the SQS pollers' own requests
+
+
+# Public list prices, us-east-1, as of 2026-11 (on-demand; free tiers ignored).
+PRICES = {
+    "lambda_gb_second_arm64": 0.0000133334, "lambda_request": 0.20 / 1e6,
+    "sqs_request": 0.40 / 1e6,  # standard queue, per 64 KB chunk (our messages are under 24 KB)
+    "dynamodb_write_unit": 0.625 / 1e6, "dynamodb_read_unit": 0.125 / 1e6,  # on-demand
+    "s3_put_copy_list": 0.005 / 1000, "s3_get": 0.0004 / 1000,
+    "ses_email": 0.10 / 1000,
+}
+
+
+def cost_per_million(run: Run) -> list[tuple[str, float, str]]:
+    """(item, dollars per million contacts, how) from this run's counts. DynamoDB items here are
+    under 1 KB: 1 write unit each, 2 in a transaction; consistent reads of small items: 1 read unit."""
+    scale = 1e6 / run.rows
+    r = run.requests
+    sqs_function = sum(v for k, v in r.items() if k.startswith("sqs."))
+    sqs_poller = sum(v for k, v in (run.event_source_requests or {}).items() if k.startswith("sqs."))
+    pipeline_wru = (2 * r.get("dynamodb.TransactWriteItems:items", 0) + r.get("dynamodb.PutItem", 0)
+                    + r.get("dynamodb.UpdateItem", 0))
+    outbox_wru = r.get("dynamodb.BatchWriteItem:items", 0)
+    reads = r.get("dynamodb.GetItem", 0) + r.get("dynamodb.Query", 0)
+    s3_writes = sum(r.get(f"s3.{op}", 0) for op in ("PutObject", "CopyObject", "CreateMultipartUpload",
+                                                     "UploadPart", "CompleteMultipartUpload"))
+    s3_reads = r.get("s3.GetObject", 0) + r.get("s3.HeadObject", 0)
+    return [
+        ("Lambda duration", run.gb_seconds * scale * PRICES["lambda_gb_second_arm64"],
+         f"{run.gb_seconds * scale:,.0f} GB-s (arm64; local durations, inflated by the emulator)"),
+        ("Lambda requests", run.invocations * scale * PRICES["lambda_request"],
+         f"{run.invocations * scale:,.0f} invocations"),
+        ("SQS", (sqs_function + sqs_poller) * scale * PRICES["sqs_request"],
+         f"{sqs_function * scale:,.0f} from the functions + {sqs_poller * scale:,.0f} from the event source"),
+        ("DynamoDB writes (ledger, jobs)", pipeline_wru * scale * PRICES["dynamodb_write_unit"],
+         f"{pipeline_wru * scale:,.0f} write units"),
+        ("DynamoDB reads", reads * scale * PRICES["dynamodb_read_unit"], f"{reads * scale:,.0f} read units"),
+        ("S3", s3_writes * scale * PRICES["s3_put_copy_list"] + s3_reads * scale * PRICES["s3_get"],
+         f"{(s3_writes + s3_reads) * scale:,.0f} requests"),
+        ("simulated provider's outbox (not with SES)", outbox_wru * scale * PRICES["dynamodb_write_unit"],
+         f"{outbox_wru * scale:,.0f} write units"),
+        ("Amazon SES (instead of the simulated provider)", run.sent * scale * PRICES["ses_email"],
+         f"{run.sent * scale:,.0f} emails at $0.10 per 1,000"),
+    ]
 
 
 def peak_per_second(times: list[float]) -> int:
@@ -65,11 +111,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def one_run(contacts: int, workdir: Path, overrides: dict[str, str] | None = None) -> Run:
+def one_run(contacts: int, workdir: Path, overrides: dict[str, str] | None = None, clean: bool = False) -> Run:
     half = contacts // 2
-    overlap = contacts // 10
-    files = [write_sample(workdir / f"bench-{contacts}-a.csv", half, start=0),
-             write_sample(workdir / f"bench-{contacts}-b.csv", half, start=half - overlap)]
+    overlap = 0 if clean else contacts // 10
+    options = {"duplicate_rate": 0.0, "tag_every": 0} if clean else {}
+    files = [write_sample(workdir / f"bench-{contacts}-a.csv", half, start=0, **options),
+             write_sample(workdir / f"bench-{contacts}-b.csv", half, start=half - overlap, **options)]
     emulator = start_moto(f"http://127.0.0.1:{_free_port()}", workdir / "moto.log", detached=False)
     try:
         cloud = LocalCloud(CloudSettings.load(endpoint=emulator.endpoint, overrides=overrides)).start()
@@ -91,11 +138,15 @@ def one_run(contacts: int, workdir: Path, overrides: dict[str, str] | None = Non
             in_flight = int(parameters["SendMaxConcurrency"]) * int(parameters["SendsInFlight"])
             request_counts = sum((pool.aws_requests for pool in cloud.runtime.pools.values()), Counter())
             parse = cloud.runtime.pools["ParseCsvFunction"].invocations
+            every = [(pool.spec.memory_mb, i) for pool in cloud.runtime.pools.values() for i in pool.invocations]
+            poller = sum((source.requests for source in cloud.runtime.sources), Counter())
             return Run(contacts=contacts, rows=sum(j.rows for j in jobs), seconds=seconds,
                        floor_seconds=latency / in_flight, requests=request_counts,
                        parse_peak_mb=max(i.max_memory_mb for i in parse), sent=sum(j.sent for j in jobs),
                        attempts=len(outbox), peak_sends_per_second=peak_per_second(arrivals),
-                       max_send_rate=float(parameters["MaxSendRate"]))
+                       max_send_rate=float(parameters["MaxSendRate"]),
+                       gb_seconds=sum(memory / 1024 * i.duration_ms / 1000 for memory, i in every),
+                       invocations=len(every), event_source_requests=dict(poller))
         finally:
             cloud.close()
     finally:
@@ -128,6 +179,24 @@ def report(runs: dict[int, list[Run]], command: str) -> str:
                   "| service.operation | per 1,000 rows |", "|---|---:|"]
         for name, count in sorted(run.requests.items(), key=lambda item: -item[1]):
             lines.append(f"| {name} | {count * 1000 / run.rows:.2f} |")
+        pipeline_dynamodb = sum(v for k, v in run.requests.items()
+                                if k.startswith("dynamodb.") and ":" not in k and k != "dynamodb.BatchWriteItem")
+        sqs = sum(v for k, v in run.requests.items() if k.startswith("sqs."))
+        lines += ["", f"Per contact: {sqs / run.rows:.3f} SQS requests and {pipeline_dynamodb / run.rows:.3f} "
+                  "DynamoDB requests from the pipeline (the outbox's BatchWriteItem is the simulated provider's)."]
+    for contacts, measured in runs.items():
+        run = measured[0]
+        costs = cost_per_million(run)
+        pipeline = sum(d for item, d, _ in costs[:6])
+        lines += ["", f"Estimated AWS cost per million contacts ({contacts:,}-contact run, us-east-1 list prices "
+                  "of 2026-11, on-demand, free tiers ignored):", "", "| item | $ per million contacts | from |",
+                  "|---|---:|---|"]
+        lines += [f"| {item} | {dollars:,.2f} | {how} |" for item, dollars, how in costs]
+        lines.append(f"| **pipeline total (without the provider)** | **{pipeline:,.2f}** | |")
+        poller = run.event_source_requests or {}
+        lines += ["", f"Event source (local poller) for {poller.get('messages', 0):,} messages delivered: "
+                  f"{poller.get('sqs.ReceiveMessage', 0):,} ReceiveMessage, "
+                  f"{poller.get('sqs.DeleteMessageBatch', 0):,} DeleteMessageBatch."]
     lines += ["", "The floor is the sum of the simulated send latencies of every attempt in the outbox divided "
               "by SendMaxConcurrency x SendsInFlight. dynamodb.BatchWriteItem is the simulated provider's "
               "outbox, not the pipeline's own state."]
@@ -138,6 +207,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000])
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--clean", action="store_true",
+                        help="no duplicates and every send delivered at once: the pipeline's own request floor")
     parser.add_argument("--max-send-rate", type=float, default=0,
                         help="instead: one run of the first size with this MaxSendRate; writes bench/rate.md")
     args = parser.parse_args()
@@ -153,12 +224,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as workdir:
         for contacts in args.sizes:
             for number in range(args.runs):
-                run = one_run(contacts, Path(workdir))
+                clean = {"SimulatedBounceRate": "0", "SimulatedBlockRate": "0"} if args.clean else None
+                run = one_run(contacts, Path(workdir), clean, clean=args.clean)
                 runs.setdefault(contacts, []).append(run)
                 print(f"{contacts} contacts, run {number + 1}: {run.seconds:.1f} s (floor {run.floor_seconds:.1f} s)",
                       file=sys.stderr)
     text = report(runs, command)
-    RESULTS.write_text(text)
+    (RESULTS.with_name("results-clean.md") if args.clean else RESULTS).write_text(text)
     print(text)
     return 0
 

@@ -265,6 +265,7 @@ class _Poller(threading.Thread):
         self.executor = ThreadPoolExecutor(max_workers=pool.concurrency, thread_name_prefix=name)
         self.pending = 0
         self._lock = threading.Lock()
+        self.requests: Counter[str] = Counter()  # the event source's own SQS requests (Lambda bills them too)
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -330,6 +331,7 @@ class SqsEventSource(_Poller):
         records: list[dict[str, Any]] = []
         window_ends = None
         while len(records) < self.source.batch_size and not self.stopping.is_set():
+            self.requests["sqs.ReceiveMessage"] += 1
             response = self.sqs.receive_message(
                 QueueUrl=self.queue_url, MaxNumberOfMessages=min(10, self.source.batch_size - len(records)),
                 WaitTimeSeconds=0 if records else POLL_WAIT_SECONDS, MessageSystemAttributeNames=["All"],
@@ -346,6 +348,7 @@ class SqsEventSource(_Poller):
         return records
 
     def handle(self, messages: list[dict[str, Any]]) -> None:
+        self.requests["messages"] += len(messages)
         event = {"Records": [_lambda_sqs_record(m, self.source.queue_arn, self.region) for m in messages]}
         invocation = self.pool.invoke(event)
         if not invocation.ok:
@@ -360,6 +363,7 @@ class SqsEventSource(_Poller):
         done = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
                 for i, m in enumerate(messages) if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
+            self.requests["sqs.DeleteMessageBatch"] += 1
             self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=done[start:start + 10])
 
 

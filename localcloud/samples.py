@@ -12,12 +12,12 @@ CITIES = [("San Diego", "CA", "92101"), ("Austin", "TX", "73301"), ("Boston", "M
           ("Denver", "CO", "80202"), ("Seattle", "WA", "98101")]
 
 
-def contact_line(index: int, seed: int = 7, domain: str = "example.com") -> str:
+def contact_line(index: int, seed: int = 7, domain: str = "example.com", tag_every: int = 200) -> str:
     """The same index always gives the same contact, so files made with overlapping ranges share contacts."""
     rng = random.Random(f"{seed}-{index}")  # reproducible sample data  # nosec B311
     tag = ""
-    if index % 200 == 199:
-        tag = ("+bounce", "+blocked", "+blockedforever")[(index // 200) % 3]
+    if tag_every and index % tag_every == tag_every - 1:
+        tag = ("+bounce", "+blocked", "+blockedforever")[(index // tag_every) % 3]
     first, last = rng.choice(FIRST), rng.choice(LAST)
     city, state, zip_code = rng.choice(CITIES)
     email = f"{first.lower()}.{last.lower()}.{index}{tag}@{domain}"
@@ -26,9 +26,9 @@ def contact_line(index: int, seed: int = 7, domain: str = "example.com") -> str:
 
 
 def sample_lines(rows: int, seed: int = 7, start: int = 0, duplicate_rate: float = 0.1,
-                 invalid_every: int = 0) -> Iterator[str]:
+                 invalid_every: int = 0, tag_every: int = 200) -> Iterator[str]:
     """`rows` lines of contacts start, start+1, ...: about duplicate_rate of the lines repeat an
-    earlier contact; one contact in 200 is tagged +bounce, +blocked or +blockedforever; every
+    earlier contact; one contact in `tag_every` (200) is tagged +bounce, +blocked or +blockedforever; every
     invalid_every-th line is malformed."""
     rng = random.Random(f"{seed}-{start}-{rows}")  # reproducible sample data  # nosec B311
     index = start
@@ -41,7 +41,7 @@ def sample_lines(rows: int, seed: int = 7, start: int = 0, duplicate_rate: float
         if emitted and rng.random() < duplicate_rate:
             yield rng.choice(emitted)
             continue
-        line = contact_line(index, seed)
+        line = contact_line(index, seed, tag_every=tag_every)
         index += 1
         emitted.append(line)
         yield line

@@ -12,6 +12,7 @@ import json
 import os
 import resource
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -64,20 +65,36 @@ class _RequestCounter:
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
+        self._lock = threading.Lock()
 
     def install(self, faults: FaultInjector) -> None:
         import boto3
 
         boto3.setup_default_session()
-        boto3.DEFAULT_SESSION.events.register("before-call.*.*", self._count)  # type: ignore[union-attr]
+        events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
+        events.register("before-call.*.*", self._count)
+        # DynamoDB bills by item written: count the items of batched writes too ("...:items").
+        events.register("before-parameter-build.dynamodb.TransactWriteItems", self._count_items)
+        events.register("before-parameter-build.dynamodb.BatchWriteItem", self._count_items)
         faults.install(boto3.DEFAULT_SESSION)
 
+    def _add(self, name: str, count: int) -> None:
+        with self._lock:
+            self.counts[name] = self.counts.get(name, 0) + count
+
     def _count(self, model: Any, **_: Any) -> None:
-        name = f"{model.service_model.service_name}.{model.name}"
-        self.counts[name] = self.counts.get(name, 0) + 1
+        self._add(f"{model.service_model.service_name}.{model.name}", 1)
+
+    def _count_items(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name == "TransactWriteItems":
+            items = len(params.get("TransactItems", []))
+        else:
+            items = sum(len(requests) for requests in params.get("RequestItems", {}).values())
+        self._add(f"dynamodb.{model.name}:items", items)
 
     def take(self) -> dict[str, int]:
-        counts, self.counts = self.counts, {}
+        with self._lock:
+            counts, self.counts = self.counts, {}
         return counts
 
 

@@ -11,7 +11,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 FORMAT_VERSION = 1
-MAX_CONTACTS_PER_MESSAGE = 100
+# One message's settle is one TransactWriteItems: its moves plus the job's counter item, at most 100.
+MAX_CONTACTS_PER_MESSAGE = 99
 # SendMessageBatch caps the whole batch of 10 at 256 KiB, so one message stays well under a tenth.
 MAX_MESSAGE_BYTES = 24_000
 

@@ -179,33 +179,36 @@ class SimulatedProvider:
 class DynamoOutbox:
     """The simulated provider's record of every attempt (table keyed by idempotency key + message id).
 
-    Concurrent sends are written together (group commit, BatchWriteItem of up to 25), and each
-    `record` returns only once its own entry is stored: a send is never reported before it is
-    on record, and the table costs one request per many sends instead of one per send.
+    Concurrent sends are written together (group commit, BatchWriteItem of up to 25, gathered for
+    at most `gather_seconds`), and each `record` returns only once its own entry is stored: a send
+    is never reported before it is on record, and the table costs one request per many sends.
     """
 
     BATCH = 25
 
-    def __init__(self, table_name: str, client: DynamoDBClient | None = None):
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None, gather_seconds: float = 0.02):
         self._table = table_name
         self._client = client or aws_client("dynamodb")
         self._pending: list[tuple[dict[str, Any], Future[None]]] = []
-        self._lock = threading.Lock()
+        self._arrived = threading.Condition()
         self._writing = False
+        self._gather_seconds = gather_seconds
 
     def record(self, entry: OutboxEntry) -> None:
         done: Future[None] = Future()
-        with self._lock:
+        with self._arrived:
             self._pending.append((_outbox_item(entry), done))
             lead = not self._writing
             self._writing = True
+            self._arrived.notify()
         if lead:  # this caller writes for everyone waiting, until nothing is pending
             self._write_pending()
         done.result()
 
     def _write_pending(self) -> None:
         while True:
-            with self._lock:
+            with self._arrived:
+                self._arrived.wait_for(lambda: len(self._pending) >= self.BATCH, timeout=self._gather_seconds)
                 group, self._pending = self._pending[:self.BATCH], self._pending[self.BATCH:]
                 if not group:
                     self._writing = False

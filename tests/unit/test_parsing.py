@@ -5,7 +5,7 @@ import boto3
 import pytest
 
 from common.jobs import DynamoJobs, JobStatus, Upload
-from common.messages import claim_token
+from common.messages import MAX_CONTACTS_PER_MESSAGE, claim_token
 from common.parsing import ROWS_BETWEEN_DEADLINE_CHECKS, Importer
 from tests.unit.conftest import MemoryContinuations, MemoryUploads
 
@@ -58,7 +58,7 @@ def test_every_row_is_counted_once_and_contacts_are_enqueued_in_order(world):
     result = world.importer.import_upload(world.upload("incoming/a.csv", text))
     tally = result.tally
     assert (tally.rows, tally.invalid, tally.duplicate, tally.enqueued) == (251, 1, 100, 150)
-    assert [len(b.deliveries) for b in world.queue.batches] == [100, 50]
+    assert [len(b.deliveries) for b in world.queue.batches] == [99, 51]
     job = world.jobs.get(result.job_id)
     assert (job.status, job.rows, job.invalid, job.duplicate) == (JobStatus.SENDING, 251, 1, 100)
     assert job.invalid_reasons == {"too few columns (1, expected at least 2)": 1}
@@ -157,7 +157,7 @@ def test_a_segment_that_dies_midway_is_read_again_from_its_checkpoint_with_the_s
     rows = world.queue.rows()
     assert sorted(set(rows)) == list(range(1, 3_001))
     repeated = sorted({r for r in rows if rows.count(r) > 1})
-    assert len(repeated) == 200  # two messages of 100
+    assert len(repeated) == 2 * MAX_CONTACTS_PER_MESSAGE  # the two messages enqueued before it died
     assert {claim_token(job_id, r) for r in repeated} <= {claim_token(job_id, r) for r in range(1, 3_001)}
     # And the job counts each row once
     job = world.jobs.get(job_id)
