@@ -24,6 +24,7 @@ from pathlib import Path
 
 import localcloud  # noqa: F401 - first: puts functions/ (the Lambda code root) on sys.path
 from common.config import SimulatedProviderSettings
+from common.pacing import peak_per_second
 from common.provider import SimulatedProvider
 from localcloud.cloud import LocalCloud
 from localcloud.emulator import start_moto
@@ -92,17 +93,6 @@ def cost_per_million(run: Run) -> list[tuple[str, float, str]]:
         ("Amazon SES (instead of the simulated provider)", run.sent * scale * PRICES["ses_email"],
          f"{run.sent * scale:,.0f} emails at $0.10 per 1,000"),
     ]
-
-
-def peak_per_second(times: list[float]) -> int:
-    """The most sends that arrived at the provider within any one second (sliding window)."""
-    times = sorted(times)
-    peak, first = 0, 0
-    for last, at in enumerate(times):
-        while at - times[first] >= 1.0:
-            first += 1
-        peak = max(peak, last - first + 1)
-    return peak
 
 
 def _free_port() -> int:

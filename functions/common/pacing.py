@@ -27,6 +27,17 @@ if TYPE_CHECKING:
 LIMITER_KEY = "send-slots"
 
 
+def peak_per_second(times: list[float]) -> int:
+    """The most of `times` (seconds) that fall within any one second (a sliding window)."""
+    times = sorted(times)
+    peak, first = 0, 0
+    for last, at in enumerate(times):
+        while at - times[first] >= 1.0:
+            first += 1
+        peak = max(peak, last - first + 1)
+    return peak
+
+
 class SlotSource(Protocol):
     def reserve(self, count: int, earliest: int) -> range:
         """`count` consecutive slot numbers, none below `earliest`, handed out to nobody else."""

@@ -95,6 +95,12 @@ class ContactResult:
     verdict: Verdict
     detail: str = ""
 
+    @classmethod
+    def of(cls, job_id: str, source_key: str, row: int, email: str, attempt: int, verdict: Verdict,
+           detail: str = "") -> ContactResult:
+        return cls(job_id=job_id, source_key=source_key, row=row, contact=contact_hash(email), attempt=attempt,
+                   verdict=verdict, detail=detail)
+
 
 @dataclass
 class BatchReport:
@@ -157,8 +163,8 @@ def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: R
     report = BatchReport()
     if send_deadline is not None and ports.clock() >= send_deadline:
         # Not even the claims are worth starting: leave the whole message to its redelivery.
-        report.results += [ContactResult(batch.job_id, batch.source_key, d.row, contact_hash(d.email), d.attempt,
-                                         Verdict.OUT_OF_TIME, "no time left in this invocation")
+        report.results += [ContactResult.of(batch.job_id, batch.source_key, d.row, d.email, d.attempt,
+                                            Verdict.OUT_OF_TIME, "no time left in this invocation")
                            for d in batch.deliveries]
         return report
     work = _Work(batch, carrier, lease_until, policy, ports.draw, now)
@@ -319,9 +325,7 @@ class _Work:
         return f"{claim.token}#{claim.attempt}"
 
     def result(self, claim: Claim, verdict: Verdict, detail: str = "") -> ContactResult:
-        return ContactResult(job_id=claim.job_id, source_key=claim.source_key, row=claim.row,
-                             contact=contact_hash(claim.email),
-                             attempt=claim.attempt, verdict=verdict, detail=detail)
+        return ContactResult.of(claim.job_id, claim.source_key, claim.row, claim.email, claim.attempt, verdict, detail)
 
     def settle(self, claim: Claim, sent: SendResult | None, report: BatchReport, unknown: bool = False) -> None:
         if unknown or sent is None:

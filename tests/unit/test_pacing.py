@@ -6,7 +6,7 @@ import threading
 
 import boto3
 
-from common.pacing import DynamoSendSlots, SendPacer
+from common.pacing import DynamoSendSlots, SendPacer, peak_per_second
 
 
 class MemorySlots:
@@ -19,16 +19,6 @@ class MemorySlots:
             start = max(earliest, self.next_slot)
             self.next_slot = start + count
             return range(start, start + count)
-
-
-def peak_per_second(starts: list[float]) -> int:
-    starts = sorted(starts)
-    peak, first = 0, 0
-    for last, start in enumerate(starts):
-        while start - starts[first] >= 1.0:
-            first += 1
-        peak = max(peak, last - first + 1)
-    return peak
 
 
 def test_three_invocations_sharing_the_slots_never_start_more_than_the_rate_in_any_second():
