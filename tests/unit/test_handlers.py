@@ -13,7 +13,7 @@ import pytest
 
 from common.config import ConfigError, SendSettings
 from common.messages import ContactBatch
-from tests.unit.conftest import FaultyProvider, MemoryOutbox
+from tests.unit.conftest import FaultyProvider, MemoryOutbox, MemoryQueue
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
@@ -97,6 +97,27 @@ def test_send_email_reports_only_the_record_that_must_come_back(aws, monkeypatch
     records = [event("sqs_contacts.json")["Records"][0], second]
     response = app.lambda_handler({"Records": records}, LambdaContext())
     assert response == {"batchItemFailures": [{"itemIdentifier": "059f36b4-87a3-44ab-83d2-661975830a7d"}]}
+
+
+def test_a_record_that_only_ran_out_of_time_is_made_visible_again_at_once(aws, monkeypatch):
+    # Given an invocation with 5 s left: less than the 10 s in which no send starts
+    app = load_handler(aws, monkeypatch, "SendEmailFunction", "send_email.app")
+    queue = MemoryQueue()
+    monkeypatch.setattr(app.ports, "retries", queue)
+
+    class AlmostOver(LambdaContext):
+        @staticmethod
+        def get_remaining_time_in_millis() -> int:
+            return 5_000
+
+    # When the batch arrives
+    record = event("sqs_contacts.json")["Records"][0]
+    response = app.lambda_handler({"Records": [record]}, AlmostOver())
+    # Then nothing is claimed or sent, the record is reported, and asked back in seconds, not minutes
+    assert response == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+    assert queue.returned_soon == [record["receiptHandle"]]
+    contacts = boto3.client("dynamodb").scan(TableName=aws.outputs["ContactsTableName"])["Items"]
+    assert contacts == []
 
 
 def test_missing_settings_fail_fast_naming_every_one():
