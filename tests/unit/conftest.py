@@ -56,12 +56,12 @@ class FaultyProvider:
         self.crash_after_send: set[str] = set()
         self.transient_for: set[str] = set()
         self.answer_lost_for: set[str] = set()
-        self.refused: list[str] = []  # throttled sends: attempts the outbox never saw
+        self.refused: list[tuple[str, int]] = []  # throttled sends (address, attempt): the outbox never saw them
 
     def send(self, request: EmailRequest) -> SendResult:
         if request.to in self.transient_for:
             self.transient_for.discard(request.to)
-            self.refused.append(request.to)
+            self.refused.append((request.to, request.attempt))
             raise TransientProviderError("throttled")
         result = self.inner.send(request)
         if request.to in self.answer_lost_for:
