@@ -163,7 +163,7 @@ class LocalCloud:
                       key=lambda e: e.received_at)
 
     def _ses_sent_messages(self) -> list[OutboxEntry]:
-        with urllib.request.urlopen(f"{self.settings.endpoint}/moto-api/data.json", timeout=30) as response:  # noqa: S310 # nosec B310 - our emulator
+        with urllib.request.urlopen(f"{self.settings.endpoint}/moto-api/data.json", timeout=30) as response:  # noqa: S310 - our emulator  # nosec B310
             state = json.load(response)
         return [OutboxEntry(to=", ".join(m["destinations"].get("ToAddresses", [])), attempt=0,
                             outcome=Outcome.DELIVERED, provider_message_id=m["id"], idempotency_key="",

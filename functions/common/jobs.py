@@ -64,7 +64,6 @@ class ParseTally:
             reason = "other reasons"
         self.invalid_reasons[reason] = self.invalid_reasons.get(reason, 0) + 1
 
-
     def copy(self) -> ParseTally:
         return replace(self, invalid_reasons=dict(self.invalid_reasons))
 
@@ -96,8 +95,8 @@ class Checkpoint:
 
 @dataclass(frozen=True)
 class ImportState:
-    """A job still being parsed: where the next segment starts, and the last segment a
-    continuation was requested for."""
+    """A job as the parser left it: its stage, where the next segment starts, and the last segment
+    a continuation was requested for."""
 
     upload: Upload
     checkpoint: Checkpoint
@@ -183,6 +182,11 @@ class JobStore(Protocol):
                segment: int = 0) -> None: ...
 
 
+def _head_key(job_id: str) -> dict[str, Any]:
+    """The job's own item (the counters are items beside it)."""
+    return {"job_id": {"S": job_id}, "item": {"S": JOB_ITEM}}
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -196,17 +200,18 @@ class DynamoJobs:
 
     def begin(self, upload: Upload, content_etag: str = "") -> ImportState | None:
         first = Checkpoint()
+        content_etag = content_etag or upload.etag
         try:
             self._client.put_item(
                 TableName=self._table,
                 Item={"job_id": {"S": upload.job_id}, "item": {"S": JOB_ITEM}, "stage": {"S": Stage.PARSING.value},
                       "bucket": {"S": upload.bucket}, "key": {"S": upload.key}, "etag": {"S": upload.etag},
-                      "version_id": {"S": upload.version_id}, "content_etag": {"S": content_etag or upload.etag},
+                      "version_id": {"S": upload.version_id}, "content_etag": {"S": content_etag},
                       "size": {"N": str(upload.size)},
                       "started_at": {"S": _now()}, "parse_segment": {"N": "0"}, "parse_continued": {"N": "0"},
                       "parse_checkpoint": {"S": first.encode()}},
                 ConditionExpression="attribute_not_exists(job_id)")
-            return ImportState(upload=upload, checkpoint=first, content_etag=content_etag or upload.etag)
+            return ImportState(upload=upload, checkpoint=first, content_etag=content_etag)
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
@@ -214,7 +219,7 @@ class DynamoJobs:
         return state if state is not None and state.parsing else None
 
     def resume(self, job_id: str) -> ImportState | None:
-        item = self._client.get_item(TableName=self._table, Key={"job_id": {"S": job_id}, "item": {"S": JOB_ITEM}},
+        item = self._client.get_item(TableName=self._table, Key=_head_key(job_id),
                                      ConsistentRead=True).get("Item")
         if not item:
             return None
@@ -229,7 +234,7 @@ class DynamoJobs:
     def save_checkpoint(self, job_id: str, checkpoint: Checkpoint) -> bool:
         try:
             self._client.update_item(
-                TableName=self._table, Key={"job_id": {"S": job_id}, "item": {"S": JOB_ITEM}},
+                TableName=self._table, Key=_head_key(job_id),
                 UpdateExpression="SET parse_segment = :next, parse_checkpoint = :checkpoint",
                 ConditionExpression="stage = :parsing AND parse_segment = :previous",
                 ExpressionAttributeValues={":next": {"N": str(checkpoint.segment)},
@@ -244,7 +249,7 @@ class DynamoJobs:
 
     def mark_continued(self, job_id: str, segment: int) -> None:
         self._client.update_item(
-            TableName=self._table, Key={"job_id": {"S": job_id}, "item": {"S": JOB_ITEM}},
+            TableName=self._table, Key=_head_key(job_id),
             UpdateExpression="SET parse_continued = :segment",
             ExpressionAttributeValues={":segment": {"N": str(segment)}})
 
@@ -253,7 +258,7 @@ class DynamoJobs:
         stage = Stage.FAILED if failure_reason else Stage.PARSED
         try:
             self._client.update_item(
-                TableName=self._table, Key={"job_id": {"S": job_id}, "item": {"S": JOB_ITEM}},
+                TableName=self._table, Key=_head_key(job_id),
                 UpdateExpression="SET stage = :stage, #rows = :rows, invalid = :invalid, parse_duplicate = :dup, "
                                  "enqueued = :enqueued, invalid_reasons = :reasons, parsed_at = :now, "
                                  "failure_reason = :why, rejects_key = :rejects REMOVE parse_checkpoint",

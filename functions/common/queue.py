@@ -96,9 +96,9 @@ class ContactsQueue:
     RETURN_SOON_SECONDS = 2
 
     def __init__(self, queue_url: str, client: SQSClient | None = None):
-        self._sender = SqsSender(queue_url, client)
         self._client = client or aws_client("sqs")
         self._queue_url = queue_url
+        self._sender = SqsSender(queue_url, self._client)
 
     def return_soon(self, receipt_handle: str) -> None:
         self._client.change_message_visibility(QueueUrl=self._queue_url, ReceiptHandle=receipt_handle,

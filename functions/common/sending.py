@@ -215,14 +215,13 @@ def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: R
         report.send_seconds.append(seconds)
         if isinstance(outcome, SendResult):
             work.settle(claim, outcome, report)
-        elif not outcome.maybe_sent and not isinstance(outcome, (DeadlineReached, ProviderConfigurationError)):
-            # Throttled, certainly not sent: the blocked path, with its growing delay and its cap.
+        elif (verdict := _verdict_for_unsent(outcome)) is Verdict.RETRY_SCHEDULED:
             work.settle(claim, SendResult(Outcome.BLOCKED, provider_message_id="", detail=f"throttled: {outcome}"),
                         report)
         else:
             work.transitions.append(Move(claim=claim, state=State.CLAIMED, counter=None,
                                          unsent=not outcome.maybe_sent))
-            report.results.append(work.result(claim, _verdict_for_unsent(outcome), str(outcome)))
+            report.results.append(work.result(claim, verdict, str(outcome)))
 
     # 4. Settle the ledger with the job counters, then write the follow-ups of what settled.
     rejected = {id(m) for m in ports.ledger.settle(work.transitions)}
@@ -262,11 +261,16 @@ SendAttempt = tuple[SendResult | TransientProviderError, float]
 
 
 def _verdict_for_unsent(error: TransientProviderError) -> Verdict:
+    """RETRY_SCHEDULED: throttled, certainly not taken, so the blocked path with its growing delay
+    and its cap. Otherwise the claim is released and the message comes back (RETRY_LATER for an
+    answer lost in transport: the provider is asked first)."""
     if isinstance(error, ProviderConfigurationError):
         return Verdict.MISCONFIGURED
     if isinstance(error, DeadlineReached):
         return Verdict.OUT_OF_TIME
-    return Verdict.RETRY_LATER
+    if error.maybe_sent:
+        return Verdict.RETRY_LATER
+    return Verdict.RETRY_SCHEDULED
 
 
 def _send_safely(ports: SendPorts, deadline: float | None) -> Callable[[EmailRequest], SendAttempt]:

@@ -7,7 +7,7 @@ import csv
 import io
 import shutil
 import tempfile
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from botocore.exceptions import ClientError
 
@@ -66,23 +66,26 @@ class S3Rejects:
             joined.write(header.getvalue().encode())
             for part in earlier_parts:
                 shutil.copyfileobj(self._client.get_object(Bucket=self._bucket, Key=part)["Body"], joined)
-            self._text.flush()
-            self._spool.seek(0)
-            shutil.copyfileobj(self._spool, joined)
+            shutil.copyfileobj(self._rows(), joined)
             joined.seek(0)
-            self._client.upload_fileobj(joined, self._bucket, self.key,
-                                        ExtraArgs={"ContentType": "text/csv; charset=utf-8"})
+            self._put(joined, self.key)
         self._text.close()
         for part in earlier_parts:
             self._client.delete_object(Bucket=self._bucket, Key=part)
         return self.key
 
+    def _rows(self) -> BinaryIO:
+        """The rows added so far, from the start."""
+        self._text.flush()
+        self._spool.seek(0)
+        return self._spool
+
+    def _put(self, body: BinaryIO, key: str) -> None:
+        self._client.upload_fileobj(body, self._bucket, key, ExtraArgs={"ContentType": "text/csv; charset=utf-8"})
+
     def _upload(self, key: str) -> str:
         try:
-            self._text.flush()
-            self._spool.seek(0)
-            self._client.upload_fileobj(self._spool, self._bucket, key,
-                                        ExtraArgs={"ContentType": "text/csv; charset=utf-8"})
+            self._put(self._rows(), key)
             return key
         finally:
             self._text.close()
