@@ -50,6 +50,7 @@ class Run:
     gb_seconds: float = 0.0  # Lambda duration x memory, all functions
     invocations: int = 0
     event_source_requests: dict[str, int] | None = None  # the SQS pollers' own requests
+    milestones: dict[str, float] | None = None  # seconds after the upload
 
 
 # Public list prices, us-east-1, as of 2026-11 (on-demand; free tiers ignored).
@@ -111,7 +112,7 @@ def one_run(contacts: int, workdir: Path, overrides: dict[str, str] | None = Non
     try:
         cloud = LocalCloud(CloudSettings.load(endpoint=emulator.endpoint, overrides=overrides)).start()
         try:
-            started = time.monotonic()
+            started, started_at = time.monotonic(), time.time()
             jobs = cloud.wait(cloud.upload(files), timeout=3600)
             seconds = time.monotonic() - started
             if not all(job.status.value == "SUCCEEDED" for job in jobs):
@@ -130,13 +131,17 @@ def one_run(contacts: int, workdir: Path, overrides: dict[str, str] | None = Non
             parse = cloud.runtime.pools["ParseCsvFunction"].invocations
             every = [(pool.spec.memory_mb, i) for pool in cloud.runtime.pools.values() for i in pool.invocations]
             poller = sum((source.requests for source in cloud.runtime.sources), Counter())
+            first_attempts = [a for a, e in zip(arrivals, outbox, strict=True) if e.attempt == 1]
+            milestones = {"every file parsed": max(i.ended_at for i in parse) - started_at,
+                          "last first attempt sent": max(first_attempts) - started_at,
+                          "last retry sent": max(arrivals) - started_at, "every job SUCCEEDED": seconds}
             return Run(contacts=contacts, rows=sum(j.rows for j in jobs), seconds=seconds,
                        floor_seconds=latency / in_flight, requests=request_counts,
                        parse_peak_mb=max(i.max_memory_mb for i in parse), sent=sum(j.sent for j in jobs),
                        attempts=len(outbox), peak_sends_per_second=peak_per_second(arrivals),
                        max_send_rate=float(parameters["MaxSendRate"]),
                        gb_seconds=sum(memory / 1024 * i.duration_ms / 1000 for memory, i in every),
-                       invocations=len(every), event_source_requests=dict(poller))
+                       invocations=len(every), event_source_requests=dict(poller), milestones=milestones)
         finally:
             cloud.close()
     finally:
@@ -163,6 +168,11 @@ def report(runs: dict[int, list[Run]], command: str) -> str:
         lines.append(f"| {contacts:,} | {measured[0].rows:,} | {len(measured)} | {wall:.1f} | "
                      f"{measured[0].rows / wall:.0f} | {floor:.1f} | {wall / floor:.1f} | "
                      f"{max(r.parse_peak_mb for r in measured)} |")
+    for contacts, measured in runs.items():
+        lines += ["", f"Where the time went ({contacts:,} contacts; seconds after the upload, "
+                  "median of the runs):", "", "| milestone | s |", "|---|---:|"]
+        lines += [f"| {name} | {statistics.median(r.milestones[name] for r in measured):.1f} |"
+                  for name in measured[0].milestones or {}]
     for contacts, measured in runs.items():
         run = measured[0]
         lines += ["", f"AWS requests per 1,000 rows ({contacts:,} contacts, first run):", "",

@@ -9,6 +9,11 @@ in proportion to the table's size on every transaction.
 The replacement checks every condition first and writes only when all hold, so nothing needs
 rolling back, and every DynamoDB backend operation runs under one lock, so no request sees a
 transaction half applied. It changes nothing that DynamoDB's API promises.
+
+`apply` also installs the fast paths of `localcloud.motofast` (plain conditions and updates) and
+two fixes for costs that grow with use: update expressions are parsed once per string, and an SQS
+queue's attributes are computed only when asked for (moto 5.2 counts every message in the queue,
+three times, for each message sent, because `send_message` looks up one attribute).
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ from __future__ import annotations
 import copy
 import functools
 import threading
+from collections.abc import Iterator, Mapping
 from typing import Any
+
+from localcloud import motofast
 
 _LOCK = threading.RLock()
 _SERIALISED = ("get_item", "put_item", "update_item", "delete_item", "query", "scan", "batch_get_item",
@@ -25,7 +33,6 @@ _applied = False
 
 
 def _atomic_transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-    from moto.dynamodb.comparisons import get_filter_expression
     from moto.dynamodb.exceptions import (
         MockValidationException,
         MultipleTransactionsException,
@@ -57,9 +64,8 @@ def _atomic_transact_write_items(self: Any, transact_items: list[dict[str, Any]]
             raise MultipleTransactionsException()
         seen.add(identity)
         current = self.get_item(op["TableName"], key)
-        condition = op.get("ConditionExpression")
-        if condition is not None and not get_filter_expression(
-                condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")).expr(current):
+        if not motofast.condition_holds(op.get("ConditionExpression"), op.get("ExpressionAttributeNames"),
+                                        op.get("ExpressionAttributeValues"), current):
             old = current.to_json()["Attributes"] if (
                 current and op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD") else None
             errors.append(("ConditionalCheckFailed", "The conditional request failed", old))
@@ -69,9 +75,10 @@ def _atomic_transact_write_items(self: Any, transact_items: list[dict[str, Any]]
     if any(code is not None for code, _, _ in errors):
         raise TransactionCanceledException(errors)
 
-    # Every condition holds: apply. Keep the touched items in case an update expression is invalid.
-    before = [(op["TableName"], key, copy.deepcopy(self.get_item(op["TableName"], key)))
-              for _, op, key in planned]
+    # Every condition holds: apply. Keep the touched items in case an update expression is invalid
+    # (a plain update or a put replaces attribute values, so a shallow copy of those items is enough).
+    before = [(op["TableName"], key, _before_image(self.get_item(op["TableName"], key), op_type, op))
+              for op_type, op, key in planned]
     try:
         for op_type, op, key in planned:
             names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
@@ -92,6 +99,58 @@ def _atomic_transact_write_items(self: Any, transact_items: list[dict[str, Any]]
         raise
 
 
+def _before_image(item: Any, op_type: str, op: dict[str, Any]) -> Any:
+    if item is None:
+        return None
+    if op_type == "Update" and motofast.compile_update(op["UpdateExpression"]) is None:
+        return copy.deepcopy(item)
+    image = copy.copy(item)
+    image.attrs = dict(item.attrs)  # read back with to_json() only
+    return image
+
+
+def _update_item(original: Any) -> Any:
+    @functools.wraps(original)
+    def update_item(self: Any, table_name: str, key: dict[str, Any], update_expression: str,
+                    expression_attribute_names: dict[str, Any], expression_attribute_values: dict[str, Any],
+                    *args: Any, **kwargs: Any) -> Any:
+        updated = motofast.fast_update_item(self, table_name, key, update_expression, expression_attribute_names,
+                                            expression_attribute_values, *args, **kwargs)
+        if updated is not None:
+            return updated
+        return original(self, table_name, key, update_expression, expression_attribute_names,
+                        expression_attribute_values, *args, **kwargs)
+    return update_item
+
+
+class _QueueAttributes(Mapping[str, Any]):
+    """moto's `Queue.attributes`, each value computed when read (the message counts cost O(queue))."""
+
+    def __init__(self, queue: Any, compute: Any):
+        self._queue = queue
+        self._compute = compute
+        self._computed: dict[str, Any] | None = None
+
+    def _all(self) -> dict[str, Any]:
+        if self._computed is None:
+            self._computed = self._compute(self._queue)
+        return self._computed
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key == "ContentBasedDeduplication" and not self._queue.fifo_queue:
+            return default  # the one look-up made for every message sent
+        return self._all().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._all()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
 def _serialised(method: Any) -> Any:
     @functools.wraps(method)
     def run(*args: Any, **kwargs: Any) -> Any:
@@ -106,8 +165,18 @@ def apply() -> None:
     if _applied:
         return
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import Item
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    from moto.sqs.models import Queue
 
     DynamoDBBackend.transact_write_items = _atomic_transact_write_items  # type: ignore[method-assign]
+    DynamoDBBackend.update_item = _update_item(DynamoDBBackend.update_item)  # type: ignore[method-assign]
     for name in _SERIALISED:
         setattr(DynamoDBBackend, name, _serialised(getattr(DynamoDBBackend, name)))
+    Item.__init__ = motofast.item_init  # type: ignore[method-assign]
+    # The parsed tree is only read (moto's validator works on a deep copy of it).
+    UpdateExpressionParser.make = classmethod(  # type: ignore[method-assign]
+        functools.lru_cache(maxsize=512)(UpdateExpressionParser.make.__func__))
+    compute_attributes = Queue.attributes.fget
+    Queue.attributes = property(lambda queue: _QueueAttributes(queue, compute_attributes))  # type: ignore[method-assign]
     _applied = True

@@ -56,6 +56,7 @@ class Invocation:
     timed_out: bool = False
     aws_requests: dict[str, int] = field(default_factory=dict)  # service.Operation -> count
     faults_injected: dict[str, int] = field(default_factory=dict)  # service.Operation -> injected 503s
+    ended_at: float = field(default_factory=time.time)  # epoch seconds the runtime had the answer
 
     @property
     def ok(self) -> bool:

@@ -1,0 +1,169 @@
+"""The local cloud's DynamoDB fast paths answer exactly as moto's own code does.
+
+Every case runs twice on identical tables - once with the fast paths, once with moto only - and
+the outcome (the error code and message, or success) and the item left behind must be the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from localcloud import motofast
+
+ITEM = {"email": {"S": "ann@example.com"}, "state": {"S": "CLAIMED"}, "token": {"S": "t1"},
+        "attempt": {"N": "1"}, "carrier": {"S": "m1"}, "lease_until": {"N": "100.000"}, "sent": {"N": "4"},
+        "unsent": {"BOOL": True}, "name": {"S": "Ann"}}
+NAMES = {"#state": "state", "#token": "token"}
+HOLDS = "#state = :claimed AND #token = :token AND attempt = :attempt"
+VALUES = {":claimed": {"S": "CLAIMED"}, ":token": {"S": "t1"}, ":attempt": {"N": "1"}}
+
+
+def _outcome(call: Callable[[], Any]) -> tuple[str, str] | None:
+    try:
+        call()
+    except ClientError as error:
+        return error.response["Error"]["Code"], error.response["Error"].get("Message", "")
+    except Exception as error:
+        return type(error).__name__, str(error)
+    return None
+
+
+def _both_ways(case: Callable[[Any, str], Any]) -> list[tuple[tuple[str, str] | None, dict | None]]:
+    """Run `case(client, table)` with the fast paths and with moto only; (outcome, item) of each."""
+    results = []
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        for table, moto_only in (("fast", False), ("moto", True)):
+            client.create_table(TableName=table, KeySchema=[{"AttributeName": "email", "KeyType": "HASH"}],
+                                AttributeDefinitions=[{"AttributeName": "email", "AttributeType": "S"}],
+                                BillingMode="PAY_PER_REQUEST")
+            client.put_item(TableName=table, Item=ITEM)
+            if moto_only:
+                with motofast.moto_only():
+                    outcome = _outcome(lambda t=table: case(client, t))
+            else:
+                outcome = _outcome(lambda t=table: case(client, t))
+            item = client.get_item(TableName=table, Key={"email": ITEM["email"]}).get("Item")
+            results.append((outcome, item))
+    return results
+
+
+def _update(expression: str, condition: str | None = None, names: dict | None = None,
+            values: dict | None = None, email: str = "ann@example.com", **extra: Any) -> Callable[[Any, str], Any]:
+    def case(client: Any, table: str) -> Any:
+        request: dict[str, Any] = {"TableName": table, "Key": {"email": {"S": email}}, "UpdateExpression": expression}
+        if condition:
+            request["ConditionExpression"] = condition
+        if names:
+            request["ExpressionAttributeNames"] = names
+        if values:
+            request["ExpressionAttributeValues"] = values
+        return client.update_item(**request, **extra)
+    return case
+
+
+PLAIN = {
+    "settle when the claim holds": _update(
+        "SET #state = :sent, updated_at = :now, provider_message_id = :pmid", HOLDS, NAMES,
+        VALUES | {":sent": {"S": "SENT"}, ":now": {"S": "2026-11-25T12:00:00"}, ":pmid": {"S": "p-1"}}),
+    "settle when the claim is lost": _update(
+        "SET #state = :sent", HOLDS, NAMES, VALUES | {":token": {"S": "other"}, ":sent": {"S": "SENT"}},
+        ReturnValuesOnConditionCheckFailure="ALL_OLD"),
+    "add to a counter and start another": _update(
+        "ADD sent :one, bounced :two", values={":one": {"N": "1"}, ":two": {"N": "2"}}),
+    "set and remove": _update("SET lease_until = :lease REMOVE unsent", values={":lease": {"N": "250.5"}}),
+    "either missing or earlier (missing)": _update(
+        "SET next_slot = :end", "attribute_not_exists(next_slot) OR next_slot <= :start",
+        values={":end": {"N": "12"}, ":start": {"N": "10"}}),
+    "numbers compared by value": _update(
+        "SET checked = :yes", "attempt < :two AND lease_until >= :hundred",
+        values={":yes": {"BOOL": True}, ":two": {"N": "2"}, ":hundred": {"N": "1e2"}}),
+    "a string never equals a number": _update(
+        "SET checked = :yes", "attempt = :one", values={":yes": {"BOOL": True}, ":one": {"S": "1"}}),
+    "exists": _update("SET checked = :yes", "attribute_exists(carrier)", values={":yes": {"BOOL": True}}),
+}
+
+ERRORS_OR_RARE = {
+    "a key attribute as target": _update("SET email = :v", values={":v": {"S": "x"}}),
+    "a missing name placeholder": _update("SET #nope = :v", values={":v": {"S": "x"}}),
+    "a missing value placeholder": _update("SET a = :nope", values={":v": {"S": "x"}}),
+    "a reserved word used bare": _update("SET name = :v", values={":v": {"S": "x"}}),
+    "adding to a string": _update("ADD #state :one", names={"#state": "state"}, values={":one": {"N": "1"}}),
+    "the same attribute twice": _update("SET a = :v, a = :w", values={":v": {"S": "x"}, ":w": {"S": "y"}}),
+    "a new item": _update("ADD sent :one", values={":one": {"N": "1"}}, email="new@example.com"),
+    "lower-case keyword": _update("set a = :v", values={":v": {"S": "x"}}),
+    "a path into a map": _update("SET a.b = :v", values={":v": {"S": "x"}}),
+    "a function in a condition": _update("SET a = :v", "begins_with(carrier, :m)",
+                                         values={":v": {"S": "x"}, ":m": {"S": "m"}}),
+    "AND and OR together": _update("SET a = :v", "attempt = :v OR attempt = :v AND sent = :v",
+                                   values={":v": {"N": "1"}}),
+}
+
+
+@pytest.mark.parametrize("case", list(PLAIN.values()), ids=list(PLAIN))
+def test_a_plain_update_takes_the_fast_path_and_ends_as_moto_ends(case: Callable[[Any, str], Any]) -> None:
+    # Given identical tables, When the same plain update runs with the fast path and with moto only
+    taken = motofast.fast_updates
+    (fast, fast_item), (moto, moto_item) = _both_ways(case)
+    # Then both end the same way, and the fast path was taken (or the condition failed on it)
+    assert fast == moto
+    assert fast_item == moto_item
+    assert motofast.fast_updates > taken or fast is not None
+
+
+@pytest.mark.parametrize("case", list(ERRORS_OR_RARE.values()), ids=list(ERRORS_OR_RARE))
+def test_anything_else_is_left_to_moto_and_ends_as_moto_ends(case: Callable[[Any, str], Any]) -> None:
+    (fast, fast_item), (moto, moto_item) = _both_ways(case)
+    assert fast == moto
+    assert fast_item == moto_item
+
+
+def test_a_transaction_with_one_failed_condition_cancels_alike_and_writes_nothing():
+    # Given a transaction of a plain update, a put and an update whose condition fails
+    def case(client: Any, table: str) -> Any:
+        return client.transact_write_items(TransactItems=[
+            {"Update": {"TableName": table, "Key": {"email": ITEM["email"]}, "UpdateExpression": "SET a = :v",
+                        "ConditionExpression": "attribute_exists(email)", "ExpressionAttributeValues": {
+                            ":v": {"S": "x"}}}},
+            {"Put": {"TableName": table, "Item": {"email": {"S": "bob@example.com"}},
+                     "ConditionExpression": "attribute_not_exists(email)"}},
+            {"Update": {"TableName": table, "Key": {"email": {"S": "cy@example.com"}}, "UpdateExpression": "SET a = :v",
+                        "ConditionExpression": "attribute_exists(email)", "ExpressionAttributeValues": {
+                            ":v": {"S": "x"}}}}])
+    # When it runs both ways, Then both cancel with the same reasons and leave the item as it was
+    (fast, fast_item), (moto, moto_item) = _both_ways(case)
+    assert fast is not None and fast == moto
+    assert fast_item == moto_item == ITEM
+
+
+def test_an_item_over_the_size_limit_is_refused_alike():
+    def case(client: Any, table: str) -> Any:
+        return client.put_item(TableName=table, Item={"email": {"S": "big@example.com"},
+                                                      **{f"a{i}": {"S": "x" * 50_000} for i in range(9)}})
+    (fast, _), (moto, _) = _both_ways(case)
+    assert fast is not None and fast == moto
+
+
+def test_queue_attributes_read_lazily_are_the_attributes_moto_computes():
+    # Given a queue with a redrive policy and two messages, one of them delayed
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        redrive = f'{{"deadLetterTargetArn": "{dlq_arn}", "maxReceiveCount": 3}}'
+        url = sqs.create_queue(QueueName="q", Attributes={"VisibilityTimeout": "30", "RedrivePolicy": redrive})[
+            "QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="now")
+        sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=60)
+        # When every attribute is read, Then the counts and settings are those of the queue
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "1"
+    assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
+    assert attributes["VisibilityTimeout"] == "30"
+    assert '"maxReceiveCount": 3' in attributes["RedrivePolicy"]
