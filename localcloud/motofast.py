@@ -225,6 +225,35 @@ def compile_update(expression: str) -> Update | None:
     return Update(sets=tuple(sets), adds=tuple(adds), removes=tuple(removes))
 
 
+class ValidatingConditionParser:
+    """Stands in for moto's ConditionExpressionParser in moto's request handlers, which parse a
+    condition only to validate it (they call `parse()` and read the placeholders it found): a plain
+    condition whose placeholders all resolve is valid, and its placeholders are read off the
+    compiled terms; anything else is parsed by moto."""
+
+    def __init__(self, expression: str | None, names: Mapping[str, str] | None, values: Mapping[str, Any] | None):
+        self._args = (expression, names, values)
+        self.expr_attr_names_found: list[str] = []
+        self.expr_attr_values_found: list[str] = []
+
+    def parse(self) -> Any:
+        expression, names, values = self._args
+        condition = compile_condition(expression) if expression and _enabled else None
+        if condition is not None and all(
+                (not t.name.startswith("#") or t.name in (names or {}))
+                and (t.value is None or t.value in (values or {})) for t in condition.terms):
+            self.expr_attr_names_found = [t.name for t in condition.terms]
+            self.expr_attr_values_found = [t.value for t in condition.terms if t.value is not None]
+            return None
+        from moto.dynamodb.comparisons import create_condition_expression_parser
+
+        parser = create_condition_expression_parser(expression, names, values)  # type: ignore[arg-type]
+        parsed = parser.parse()
+        self.expr_attr_names_found = parser.expr_attr_names_found
+        self.expr_attr_values_found = parser.expr_attr_values_found
+        return parsed
+
+
 def _key_names(table: Any) -> set[str]:
     return {name for name in (table.hash_key_attr, table.range_key_attr) if name}
 

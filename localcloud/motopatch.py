@@ -11,15 +11,18 @@ rolling back, and every DynamoDB backend operation runs under one lock, so no re
 transaction half applied. It changes nothing that DynamoDB's API promises.
 
 `apply` also installs the fast paths of `localcloud.motofast` (plain conditions and updates) and
-two fixes for costs that grow with use: update expressions are parsed once per string, and an SQS
-queue's attributes are computed only when asked for (moto 5.2 counts every message in the queue,
-three times, for each message sent, because `send_message` looks up one attribute).
+fixes for costs profiling found on every request: update expressions are parsed once per string;
+an SQS queue's attributes are computed one by one as asked for (moto 5.2 counts every message in
+the queue, three times, to look up one attribute for each message sent or received); a backend
+that exists is returned without the registry scan moto makes on every look-up; moto's list of its
+own services is read from disk once.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import json
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -124,31 +127,48 @@ def _update_item(original: Any) -> Any:
 
 
 class _QueueAttributes(Mapping[str, Any]):
-    """moto's `Queue.attributes`, each value computed when read (the message counts cost O(queue))."""
+    """moto's `Queue.attributes`, each value computed when read (the message counts cost O(queue)):
+    the same names, the same values, and the same conversions as moto's property."""
 
-    def __init__(self, queue: Any, compute: Any):
+    def __init__(self, queue: Any):
         self._queue = queue
-        self._compute = compute
-        self._computed: dict[str, Any] | None = None
 
-    def _all(self) -> dict[str, Any]:
-        if self._computed is None:
-            self._computed = self._compute(self._queue)
-        return self._computed
-
-    def get(self, key: str, default: Any = None) -> Any:
-        if key == "ContentBasedDeduplication" and not self._queue.fifo_queue:
-            return default  # the one look-up made for every message sent
-        return self._all().get(key, default)
+    def _names(self) -> list[str]:
+        queue = self._queue
+        names = list(queue.BASE_ATTRIBUTES)
+        names += queue.FIFO_ATTRIBUTES if queue.fifo_queue else []
+        names += queue.KMS_ATTRIBUTES if queue.kms_master_key_id else []
+        names += ["Policy"] if queue.policy else []
+        names += ["RedrivePolicy"] if queue.redrive_policy else []
+        return names
 
     def __getitem__(self, key: str) -> Any:
-        return self._all()[key]
+        from moto.core.utils import camelcase_to_underscores
+
+        if key not in self._names():
+            raise KeyError(key)
+        if key == "Policy":
+            return self._queue.policy
+        if key == "RedrivePolicy":
+            return json.dumps(self._queue.redrive_policy)
+        value = getattr(self._queue, camelcase_to_underscores(key))
+        return str(value).lower() if isinstance(value, bool) else value
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._all())
+        return iter(self._names())
 
     def __len__(self) -> int:
-        return len(self._all())
+        return len(self._names())
+
+
+def _existing_backend_first(original: Any) -> Any:
+    @functools.wraps(original)
+    def getitem(self: Any, account_id: str) -> Any:
+        # moto's own look-up scans its registry of backends (a list compared by equality) every time.
+        if dict.__contains__(self, account_id):
+            return dict.__getitem__(self, account_id)
+        return original(self, account_id)
+    return getitem
 
 
 def _serialised(method: Any) -> Any:
@@ -164,6 +184,9 @@ def apply() -> None:
     global _applied
     if _applied:
         return
+    from moto import backends
+    from moto.core.base_backend import BackendDict
+    from moto.dynamodb import responses as dynamodb_responses
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.dynamo_type import Item
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser
@@ -174,9 +197,12 @@ def apply() -> None:
     for name in _SERIALISED:
         setattr(DynamoDBBackend, name, _serialised(getattr(DynamoDBBackend, name)))
     Item.__init__ = motofast.item_init  # type: ignore[method-assign]
+    dynamodb_responses.create_condition_expression_parser = motofast.ValidatingConditionParser
     # The parsed tree is only read (moto's validator works on a deep copy of it).
     UpdateExpressionParser.make = classmethod(  # type: ignore[method-assign]
         functools.lru_cache(maxsize=512)(UpdateExpressionParser.make.__func__))
-    compute_attributes = Queue.attributes.fget
-    Queue.attributes = property(lambda queue: _QueueAttributes(queue, compute_attributes))  # type: ignore[method-assign]
+    Queue.attributes = property(_QueueAttributes)  # type: ignore[method-assign,assignment]
+    BackendDict.__getitem__ = _existing_backend_first(BackendDict.__getitem__)  # type: ignore[method-assign]
+    moto_modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: moto_modules
     _applied = True

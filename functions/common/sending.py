@@ -19,7 +19,7 @@ import math
 import random
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Protocol
@@ -36,6 +36,7 @@ from common.provider import (
     TransientProviderError,
 )
 from common.queue import DeadLetter, DeadLetterReason, DelayedRetry
+from common.waves import Waves, one_wave
 
 
 class Verdict(StrEnum):
@@ -138,7 +139,9 @@ class SendPorts:
     provider: EmailProvider
     retries: RetryQueue
     dead_letters: DeadLetters
-    map_concurrently: Callable[[Callable[[EmailRequest], object], Iterable[EmailRequest]], Iterable[object]] = map
+    # Runs the sends (many in flight) and hands their results back in waves, as they finish.
+    send_in_waves: Callable[[Callable[[EmailRequest], SendAttempt], Sequence[EmailRequest]],
+                            Waves[SendAttempt]] = one_wave
     draw: Callable[[], float] = random.random
     clock: Callable[[], float] = time.time
     pacer: SendPacer | None = None  # MaxSendRate across invocations; None: no limit
@@ -207,33 +210,25 @@ def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: R
             else:
                 to_send.append(claim)
 
-    # 3. Send the claimed contacts, many in flight at once.
+    # 3. Send the claimed contacts, many in flight at once, and settle them in waves as they finish:
+    #    a retry or dead letter does not wait for the slowest send of the message.
     requests = [EmailRequest(to=c.email, name=c.name, attempt=c.attempt, idempotency_key=work.idempotency_key(c))
                 for c in to_send]
-    send = _send_safely(ports, send_deadline)
-    for claim, (outcome, seconds) in zip(to_send, ports.map_concurrently(send, requests), strict=True):
-        report.send_seconds.append(seconds)
-        if isinstance(outcome, SendResult):
-            work.settle(claim, outcome, report)
-        elif (verdict := _verdict_for_unsent(outcome)) is Verdict.RETRY_SCHEDULED:
-            work.settle(claim, SendResult(Outcome.BLOCKED, provider_message_id="", detail=f"throttled: {outcome}"),
-                        report)
-        else:
-            work.transitions.append(Move(claim=claim, state=State.CLAIMED, counter=None,
-                                         unsent=not outcome.maybe_sent))
-            report.results.append(work.result(claim, verdict, str(outcome)))
-
-    # 4. Settle the ledger with the job counters, then write the follow-ups of what settled.
-    rejected = {id(m) for m in ports.ledger.settle(work.transitions)}
-    retries = work.retry_batches(rejected)
-    letters = [d for move, d in work.letters if id(move) not in rejected]
-    for move in work.transitions:
-        if id(move) in rejected and isinstance(move, Move):
-            report.results.append(work.result(move.claim, Verdict.STALE, "claim lost before settling"))
-    if retries:
-        ports.retries.send_retries(retries)
-    if letters:
-        ports.dead_letters.put(letters)
+    for wave in ports.send_in_waves(_send_safely(ports, send_deadline), requests):
+        for index, (outcome, seconds) in wave:
+            claim = to_send[index]
+            report.send_seconds.append(seconds)
+            if isinstance(outcome, SendResult):
+                work.settle(claim, outcome, report)
+            elif (verdict := _verdict_for_unsent(outcome)) is Verdict.RETRY_SCHEDULED:
+                work.settle(claim, SendResult(Outcome.BLOCKED, provider_message_id="",
+                                              detail=f"throttled: {outcome}"), report)
+            else:
+                work.transitions.append(Move(claim=claim, state=State.CLAIMED, counter=None,
+                                             unsent=not outcome.maybe_sent))
+                report.results.append(work.result(claim, verdict, str(outcome)))
+        work.commit(ports, report)
+    work.commit(ports, report)  # what steps 1 and 2 decided, when nothing was sent
     return report
 
 
@@ -349,6 +344,22 @@ class _Work:
         else:
             self._move(claim, State.EXHAUSTED, Counter.EXHAUSTED, report, Verdict.EXHAUSTED,
                        sent.provider_message_id, sent.detail, letter=DeadLetterReason.BLOCKED_EXHAUSTED)
+
+    def commit(self, ports: SendPorts, report: BatchReport) -> None:
+        """Settle the ledger with the job counters, then write the follow-ups of what settled."""
+        if not (self.transitions or self.retries or self.letters):
+            return
+        rejected = {id(m) for m in ports.ledger.settle(self.transitions)}
+        retries = self.retry_batches(rejected)
+        letters = [d for move, d in self.letters if id(move) not in rejected]
+        for move in self.transitions:
+            if id(move) in rejected and isinstance(move, Move):
+                report.results.append(self.result(move.claim, Verdict.STALE, "claim lost before settling"))
+        if retries:
+            ports.retries.send_retries(retries)
+        if letters:
+            ports.dead_letters.put(letters)
+        self.transitions, self.retries, self.letters = [], [], []
 
     def follow_up_again(self, claim: Claim, entry: LedgerEntry, now: float) -> None:
         """A redelivery found our own settled move: its follow-up may not have been written."""

@@ -11,6 +11,10 @@ from common.provider import DynamoOutbox, EmailProvider, SimulatedProvider
 from common.queue import ContactsQueue, DeadLetterQueue
 from common.sending import RetryPolicy, SendPorts
 from common.ses import SesProvider
+from common.waves import in_waves
+
+# Sends that finish within this long of each other settle in one ledger transaction (see waves.py).
+SETTLE_WAVE_SECONDS = 0.5
 
 
 def email_provider(settings: SendSettings) -> EmailProvider:
@@ -27,7 +31,7 @@ def send_ports(settings: SendSettings) -> SendPorts:
                      provider=email_provider(settings),
                      retries=ContactsQueue(settings.contacts_queue_url),
                      dead_letters=DeadLetterQueue(settings.dead_letter_queue_url),
-                     map_concurrently=executor.map,
+                     send_in_waves=in_waves(executor, SETTLE_WAVE_SECONDS),
                      pacer=SendPacer(settings.max_send_rate, DynamoSendSlots(settings.send_rate_table))
                      if settings.max_send_rate else None)
 

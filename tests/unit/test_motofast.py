@@ -167,3 +167,23 @@ def test_queue_attributes_read_lazily_are_the_attributes_moto_computes():
     assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
     assert attributes["VisibilityTimeout"] == "30"
     assert '"maxReceiveCount": 3' in attributes["RedrivePolicy"]
+
+
+@pytest.mark.parametrize("names, values", [
+    ({"#state": "state", "#unused": "x"}, {":v": {"S": "x"}}),
+    ({"#state": "state"}, {":v": {"S": "x"}, ":unused": {"S": "y"}}),
+    ({}, {":v": {"S": "x"}}),
+    ({"#state": "state"}, {}),
+], ids=["an unused name", "an unused value", "a missing name", "a missing value"])
+def test_a_transaction_with_bad_placeholders_is_refused_alike(names, values):
+    def case(client: Any, table: str) -> Any:
+        update: dict[str, Any] = {"TableName": table, "Key": {"email": ITEM["email"]}, "UpdateExpression": "SET a = :v",
+                                  "ConditionExpression": "#state = :v"}
+        if names:
+            update["ExpressionAttributeNames"] = names
+        if values:
+            update["ExpressionAttributeValues"] = values
+        return client.transact_write_items(TransactItems=[{"Update": update}])
+    (fast, fast_item), (moto, moto_item) = _both_ways(case)
+    assert fast is not None and fast == moto
+    assert fast_item == moto_item == ITEM

@@ -346,3 +346,39 @@ def test_bounced_and_unknown_letters_are_never_redriven(pipeline, reason):
                        "row": 1, "attempt": 1})
     assert redrive_letter(body, pipeline.ledger, pipeline.queue).redriven is False
     assert pipeline.queue.retries == []
+
+
+def each_send_its_own_wave(call, inputs):
+    """Waves without threads: every send settles on its own, in order."""
+    for index, item in enumerate(inputs):
+        yield [(index, call(item))]
+
+
+def test_a_blocked_contact_is_retried_without_waiting_for_the_rest_of_its_message(pipeline):
+    # Given a message of a contact blocked at once and one sent after it, settled in waves
+    pipeline.ports.send_in_waves = each_send_its_own_wave
+    events = []
+    send, send_retries = pipeline.provider.send, pipeline.queue.send_retries
+    pipeline.provider.send = lambda request: (events.append(f"send {request.to}"), send(request))[1]
+    pipeline.queue.send_retries = lambda retries: (events.append("retry queued"), send_retries(retries))[1]
+    pipeline.upload("incoming/a.csv", rows("ann+blocked@example.com", "bob@example.com"))
+    # When it is delivered
+    pipeline.deliver(pipeline.inbox.popleft())
+    # Then ann's retry was queued before bob's send started, and the two settled separately
+    assert events == ["send ann+blocked@example.com", "retry queued", "send bob@example.com"]
+    pipeline.drain()
+    assert pipeline.delivered_per_address() == {"ann+blocked@example.com": 1, "bob@example.com": 1}
+    assert_accounted(pipeline)
+
+
+def test_a_crash_after_the_first_wave_settled_sends_the_rest_once_on_redelivery(pipeline):
+    # Given a message of three contacts settled one wave per send, and a crash right after the first settle
+    pipeline.ports.send_in_waves = each_send_its_own_wave
+    pipeline.upload("incoming/a.csv", rows("ann@example.com", "bob@example.com", "cy@example.com"))
+    pipeline.crash_once_at("after_settle")
+    # When the message is delivered, dies, and is delivered again after the visibility timeout
+    pipeline.drain()
+    # Then everyone got exactly one email and every row is accounted for
+    assert pipeline.attempts_per_address() == {"ann@example.com": 1, "bob@example.com": 1, "cy@example.com": 1}
+    assert pipeline.job().sent == 3
+    assert_accounted(pipeline)

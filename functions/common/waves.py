@@ -1,0 +1,37 @@
+"""Run calls concurrently and hand their results back in waves, as they finish.
+
+A message's sends take from a few milliseconds to seconds each. Settling them all only after the
+slowest one would hold every retry and dead letter of the message back by that long; settling each
+on its own would cost one ledger transaction per contact. A wave is what finished within
+`wave_seconds` of the first result of the wave: the fast majority settles together, and the slow
+few in a handful of later waves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+
+type Waves[Out] = Iterator[list[tuple[int, Out]]]  # (index of the input, its result), a list per wave
+
+
+def one_wave[In, Out](call: Callable[[In], Out], inputs: Sequence[In]) -> Waves[Out]:
+    """In order, one after the other, all results in one wave (tests and the simplest wiring)."""
+    if inputs:
+        yield [(i, call(item)) for i, item in enumerate(inputs)]
+
+
+def in_waves[In, Out](executor: Executor, wave_seconds: float, clock: Callable[[], float] = time.monotonic
+                     ) -> Callable[[Callable[[In], Out], Sequence[In]], Waves[Out]]:
+    def run(call: Callable[[In], Out], inputs: Sequence[In]) -> Waves[Out]:
+        index_of: dict[Future[Out], int] = {executor.submit(call, item): i for i, item in enumerate(inputs)}
+        pending: set[Future[Out]] = set(index_of)
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            wave_ends = clock() + wave_seconds
+            while pending and (left := wave_ends - clock()) > 0:
+                more, pending = wait(pending, timeout=left)
+                finished |= more
+            yield sorted(((index_of[f], f.result()) for f in finished), key=lambda pair: pair[0])
+    return run
