@@ -1,6 +1,7 @@
 """The local Lambda runtime: runs the template's functions for the triggers the template declares.
 
-- Each function gets a pool of execution environments (worker processes, see worker.py), at most
+- Each function gets a pool of execution environments (worker processes forked from a template that
+  has the libraries imported, see zygote.py and worker.py), at most
   its concurrency limit (the SQS event's ScalingConfig.MaximumConcurrency, else its reserved
   concurrency, else a small local default).
 - SQS event sources poll like Lambda: batch size and batching window, Lambda-shaped records, an
@@ -17,9 +18,8 @@ import json
 import math
 import os
 import queue
+import signal
 import socket
-import subprocess  # starts our own interpreter  # nosec B404
-import sys
 import threading
 import time
 import uuid
@@ -35,6 +35,7 @@ from botocore.exceptions import ClientError
 
 from localcloud.deploy import Deployment, FunctionSpec, S3Source, SqsSource
 from localcloud.emulator import aws_client, local_environment
+from localcloud.zygote import process_alive, zygote_for
 
 DEFAULT_CONCURRENCY = 4
 INIT_TIMEOUT_SECONDS = 60  # a cold start (importing the handler) is not part of the invocation's timeout
@@ -77,13 +78,10 @@ class ExecutionEnvironment:
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             # No X-Ray daemon here.
             "POWERTOOLS_TRACE_DISABLED": "true"}
-        # A fresh interpreter per environment (not multiprocessing's spawn, which would re-import the
-        # caller's __main__), talking over a socket pair.
+        # A fork of the template process (localcloud.zygote: libraries imported, nothing of ours),
+        # talking over a socket pair.
         ours, theirs = socket.socketpair()
-        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module  # nosec B603
-            [sys.executable, "-m", "localcloud.worker", str(theirs.fileno())], pass_fds=[theirs.fileno()],
-            cwd=settings.root, env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(settings.root)},
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._pid = zygote_for(settings.root).fork(theirs)
         theirs.close()
         self._connection = Connection(ours.detach())
         self._connection.send({"handler": spec.handler, "code_dir": str(settings.code_dir),
@@ -123,12 +121,14 @@ class ExecutionEnvironment:
 
     @property
     def alive(self) -> bool:
-        return self._process.poll() is None
+        return process_alive(self._pid)
 
     def close(self) -> None:
         if self.alive:
-            self._process.kill()
-        self._process.wait(timeout=5)
+            os.kill(self._pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while self.alive and time.monotonic() < deadline:
+            time.sleep(0.01)
         self._connection.close()
 
 

@@ -140,12 +140,17 @@ def serve(connection: Connection, handler: str, code_dir: str, environment: dict
         init_ms = 0.0
 
 
-def main() -> None:
-    """`python -m localcloud.worker FD`: FD is this end of a socket pair; the first message says what to run."""
-    connection = Connection(int(sys.argv[1]))
+def run(fd: int) -> None:
+    """Serve on FD, this end of a socket pair; the first message says what to run."""
+    connection = Connection(fd)
     setup = connection.recv()
     serve(connection, setup["handler"], setup["code_dir"], setup["environment"],
           fault_rate=setup.get("fault_rate", 0.0))
+
+
+def main() -> None:
+    """`python -m localcloud.worker FD` (environments are usually forks of localcloud.zygote instead)."""
+    run(int(sys.argv[1]))
 
 
 if __name__ == "__main__":
