@@ -15,7 +15,8 @@ fixes for costs profiling found on every request: update expressions are parsed 
 an SQS queue's attributes are computed one by one as asked for (moto 5.2 counts every message in
 the queue, three times, to look up one attribute for each message sent or received); a backend
 that exists is returned without the registry scan moto makes on every look-up; moto's list of its
-own services is read from disk once.
+own services is read from disk once. And SQS long polls end when a delayed message matures, as
+SQS's do.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import copy
 import functools
 import json
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -161,6 +163,15 @@ class _QueueAttributes(Mapping[str, Any]):
         return len(self._names())
 
 
+def _wait_for_messages(self: Any, timeout: int) -> None:
+    """SQS long polling: return as soon as a message is receivable. moto waits for a notification
+    that a delayed message's maturing never sends, so a long poll over a retry sat out its timeout."""
+    deadline = time.monotonic() + timeout
+    with self._messages_lock:
+        while not self.messages and (left := deadline - time.monotonic()) > 0:
+            self._messages_lock.wait(min(left, 0.05))
+
+
 def _existing_backend_first(original: Any) -> Any:
     @functools.wraps(original)
     def getitem(self: Any, account_id: str) -> Any:
@@ -201,6 +212,7 @@ def apply() -> None:
     # The parsed tree is only read (moto's validator works on a deep copy of it).
     UpdateExpressionParser.make = classmethod(  # type: ignore[method-assign]
         functools.lru_cache(maxsize=512)(UpdateExpressionParser.make.__func__))
+    Queue.wait_for_messages = _wait_for_messages  # type: ignore[method-assign]
     Queue.attributes = property(_QueueAttributes)  # type: ignore[method-assign,assignment]
     BackendDict.__getitem__ = _existing_backend_first(BackendDict.__getitem__)  # type: ignore[method-assign]
     moto_modules = tuple(backends.list_of_moto_modules())

@@ -6,7 +6,9 @@ the outcome (the error code and message, or success) and the item left behind mu
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -187,3 +189,22 @@ def test_a_transaction_with_bad_placeholders_is_refused_alike(names, values):
     (fast, fast_item), (moto, moto_item) = _both_ways(case)
     assert fast is not None and fast == moto
     assert fast_item == moto_item == ITEM
+
+
+def test_a_long_poll_returns_when_a_delayed_message_becomes_receivable():
+    # Given a long poll of up to five seconds on an empty queue
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="q")["QueueUrl"]
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=1) as executor:
+            poll = executor.submit(lambda: sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5).get("Messages", []))
+            # When a message delayed by two seconds arrives 0.3 s into it (receivable at 2.3 s)
+            time.sleep(0.3)
+            sqs.send_message(QueueUrl=url, MessageBody="retry", DelaySeconds=2)
+            messages = poll.result()
+        waited = time.monotonic() - started
+    # Then the poll returns it soon after 2.3 s, as SQS does, not at the next whole second of
+    # waiting (3 s), as moto's own polling does
+    assert [m["Body"] for m in messages] == ["retry"]
+    assert 2.2 < waited < 2.75
