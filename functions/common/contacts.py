@@ -10,10 +10,11 @@ import csv
 import functools
 import importlib
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 # A file's addresses share a handful of domains, and checking a domain (IDNA, special-use names)
 # is most of email-validator's work. Its domain check is a pure function of its arguments, so
@@ -22,6 +23,19 @@ _validator_module = importlib.import_module("email_validator.validate_email")  #
 if not hasattr(_validator_module.validate_email_domain_name, "cache_info"):
     _validator_module.validate_email_domain_name = functools.lru_cache(maxsize=4096)(
         _validator_module.validate_email_domain_name)
+
+# Nearly every address is plain: dot-separated atoms of letters (of any script, in NFC), digits,
+# `_ + -` before the @; ASCII letter-digit-hyphen labels and a letters-only top-level label after
+# it. email-validator accepts every such address (unless its domain is a special-use name, checked
+# below) and normalises it to itself, so lower-casing is the whole of the work; anything else goes
+# to email-validator. tests/unit/test_contacts.py checks that on generated addresses.
+_PLAIN_EMAIL = re.compile(
+    r"[\w+-]{1,64}(?:\.[\w+-]{1,64})*@"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
+_LETTERS = frozenset({"Ll", "Lu", "Lo"})
+_SPECIAL_USE = frozenset(SPECIAL_USE_DOMAIN_NAMES)
+_SPECIAL_USE_LABELS = max((name.count(".") + 1 for name in _SPECIAL_USE), default=0)
+MAX_PLAIN_EMAIL_LENGTH = 254
 
 SEED_COLUMNS = ("name", "email", "phone", "street", "city", "state", "zip")
 MAX_NAME_LENGTH = 200
@@ -68,6 +82,8 @@ def normalise_email(raw: str) -> str:
         value = value[7:].strip()
     if not value:
         raise InvalidEmail("missing email")
+    if (plain := _plain_email(value)) is not None:
+        return plain
     try:
         checked = validate_email(value, check_deliverability=False)
     except EmailNotValidError as error:
@@ -75,8 +91,29 @@ def normalise_email(raw: str) -> str:
     return checked.normalized.lower()
 
 
+def _plain_email(value: str) -> str | None:
+    """The normalised address when it is plain ASCII (see _PLAIN_EMAIL), else None."""
+    if len(value) > MAX_PLAIN_EMAIL_LENGTH or not _PLAIN_EMAIL.fullmatch(value):
+        return None
+    if not value.isascii() and (
+            len(value.encode()) > MAX_PLAIN_EMAIL_LENGTH or not unicodedata.is_normalized("NFC", value)
+            or any(not c.isascii() and unicodedata.category(c) not in _LETTERS for c in value)):
+        return None  # digits of other scripts, marks, non-NFC text: email-validator's to judge
+    normalised = value.lower()
+    at = normalised.rindex("@")
+    domain = normalised[at + 1:]
+    if at > 64 or "--" in domain:
+        return None  # IDNA-looking labels are email-validator's to judge
+    labels = domain.split(".")
+    if any(".".join(labels[-n:]) in _SPECIAL_USE for n in range(1, min(len(labels), _SPECIAL_USE_LABELS) + 1)):
+        return None  # so are special-use names (.test, .local...)
+    return normalised
+
+
 def clean_name(raw: str) -> str:
     """One line of printable text: control characters (CR, LF, NUL...) become spaces."""
+    if raw.isprintable() and "  " not in raw:
+        return raw.strip()  # nothing to replace or collapse (the usual case)
     return _SPACES.sub(" ", _CONTROL_CHARS.sub(" ", raw)).strip()
 
 
@@ -118,7 +155,7 @@ def _judge(fields: list[str], row: int, layout: Layout) -> Contact | InvalidRow:
     if len(fields) > layout.max_columns:
         return InvalidRow(row, f"too many columns ({len(fields)}, expected at most {layout.max_columns})",
                           tuple(fields))
-    if any(len(field) > MAX_FIELD_LENGTH for field in fields):
+    if max(map(len, fields)) > MAX_FIELD_LENGTH:
         return InvalidRow(row, f"a field is longer than {MAX_FIELD_LENGTH} characters", tuple(fields))
     name = clean_name(fields[layout.name_column])
     if len(name) > MAX_NAME_LENGTH:

@@ -1,10 +1,23 @@
 """Rows of a CSV file -> one verdict each: contact, invalid (with a reason) or duplicate."""
 
 import io
+import re
 
 import pytest
+from email_validator import validate_email
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from common.contacts import Contact, DuplicateRow, InvalidEmail, InvalidRow, clean_name, normalise_email, read_contacts
+from common.contacts import (
+    Contact,
+    DuplicateRow,
+    InvalidEmail,
+    InvalidRow,
+    _plain_email,
+    clean_name,
+    normalise_email,
+    read_contacts,
+)
 
 
 def verdicts(text: str) -> list:
@@ -112,3 +125,48 @@ def test_remembering_domain_checks_changes_no_verdict():
         module.validate_email_domain_name = remembered
     assert cached == uncached
     assert remembered.cache_info().hits > 0
+
+
+_LOCAL_CHARS = "abcXYZ019_+-.." + "üéñßİЖжλ中" + "\u0301\u0660\u00b2!#'\" @\u200b"
+_DOMAIN_CHARS = "abcxyz019-.."
+
+
+def _dotted(alphabet: str, max_atoms: int) -> st.SearchStrategy[str]:
+    """Mostly well-formed: atoms without dots, joined by dots (so the fast path is often taken)."""
+    atoms = st.text(alphabet=alphabet.replace(".", ""), min_size=1, max_size=12)
+    return st.one_of(st.lists(atoms, min_size=1, max_size=max_atoms).map(".".join),
+                     st.text(alphabet=alphabet, min_size=0, max_size=70))
+
+
+@settings(max_examples=3000, deadline=None, derandomize=True)
+@given(local=_dotted(_LOCAL_CHARS, 6), domain=_dotted(_DOMAIN_CHARS, 3),
+       tld=st.sampled_from(["com", "COM", "io", "test", "local", "x", "c0m", "xn--p1ai", "museum", ""]))
+def test_the_plain_address_fast_path_agrees_with_email_validator(local, domain, tld):
+    # Given any address built from plain and awkward characters
+    address = f"{local}@{domain}.{tld}" if tld else f"{local}@{domain}"
+    # When the fast path takes it, Then email-validator accepts it too and normalises it the same way
+    fast = _plain_email(address)
+    if fast is not None:
+        assert validate_email(address, check_deliverability=False).normalized.lower() == fast
+
+
+@pytest.mark.parametrize("address", [
+    "ann@example.com", "Ann.Lee+news@Mail.Example.CO", "jörg.müller@example.de", "ЖАННА@example.ru",
+    "a_b-c@sub-domain.example.org", "x@a.b.c.d.example.museum"])
+def test_plain_addresses_take_the_fast_path(address):
+    assert _plain_email(address) == validate_email(address, check_deliverability=False).normalized.lower()
+
+
+@pytest.mark.parametrize("address", [
+    "ann@example.test", "ann@host.local", "ann@xn--p1ai.com", "a..b@example.com", ".a@example.com",
+    "e\u0301@example.com", "\u0660@example.com", "ann@-example.com", "ann@example.c0m", '"a b"@example.com',
+    "ann@[127.0.0.1]", "ann@localhost", "a" * 65 + "@example.com"])
+def test_anything_unusual_is_left_to_email_validator(address):
+    assert _plain_email(address) is None
+
+
+@settings(max_examples=2000, deadline=None, derandomize=True)
+@given(raw=st.text(alphabet="Ab é中 \t\r\n\x00\x7f\xa0\u2028\u3000-", max_size=30))
+def test_names_are_cleaned_the_same_with_or_without_the_fast_path(raw):
+    slow = re.sub(r"\s+", " ", re.sub(r"[\x00-\x1f\x7f]+", " ", raw)).strip()
+    assert clean_name(raw) == slow
