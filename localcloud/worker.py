@@ -70,7 +70,8 @@ class _RequestCounter:
     def install(self, faults: FaultInjector) -> None:
         import boto3
 
-        boto3.setup_default_session()
+        if boto3.DEFAULT_SESSION is None:  # a fork of localcloud.zygote has one, with its models loaded
+            boto3.setup_default_session()
         events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
         events.register("before-call.*.*", self._count)
         # DynamoDB bills by item written: count the items of batched writes too ("...:items").

@@ -28,6 +28,9 @@ from pathlib import Path
 PRELOAD = ("boto3", "botocore.session", "botocore.client", "aws_xray_sdk.core", "aws_lambda_powertools",
            "aws_lambda_powertools.utilities.batch", "aws_lambda_powertools.utilities.data_classes",
            "email_validator")
+# botocore reads these services' models, endpoint rules and partitions from JSON files the first time a
+# client is made; a throwaway client of each in the template leaves them in boto3's default session.
+WARM_SERVICES = ("dynamodb", "sqs", "s3", "sesv2", "logs")
 _PID = struct.Struct("!i")
 
 
@@ -82,6 +85,16 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def _warm_default_session() -> None:
+    """Explicit region, endpoint and keys: nothing is resolved from this process's environment, so
+    each environment still takes its own (and makes its own clients, with its own settings)."""
+    import boto3
+
+    for service in WARM_SERVICES:
+        boto3.client(service, region_name="us-east-1", endpoint_url="http://127.0.0.1:9",  # type: ignore[call-overload]
+                     aws_access_key_id="warm", aws_secret_access_key="warm")  # noqa: S106  # nosec B106 - not a credential
+
+
 def main() -> None:
     from localcloud import worker
 
@@ -90,6 +103,7 @@ def main() -> None:
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    _warm_default_session()
     while True:
         try:
             message, fds, _, _ = socket.recv_fds(control, 1, 1)

@@ -14,7 +14,7 @@ from localcloud.settings import CloudSettings
 from tests.e2e.conftest import FAST, start_emulator
 
 pytestmark = pytest.mark.e2e
-ROWS = 150_000
+ROWS = 400_000
 DISTINCT = 1_500
 INVALID_EVERY = 10_007
 
@@ -23,9 +23,9 @@ INVALID_EVERY = 10_007
 def short_parse_cloud(tmp_path, monkeypatch):
     monkeypatch.setenv("LOCALCLOUD_STATE_DIR", str(tmp_path / "state"))
     emulator = start_emulator(tmp_path)
-    # Lambda's timeout for parse_csv cut to 3 s: each invocation reads what it can, then hands over.
+    # Lambda's timeout for parse_csv cut to 2 s (its minimum): each invocation reads what it can, then hands over.
     cloud = LocalCloud(CloudSettings.load(endpoint=emulator.endpoint,
-                                          overrides={**FAST, "ParseTimeoutSeconds": "3"})).start()
+                                          overrides={**FAST, "ParseTimeoutSeconds": "2"})).start()
     yield cloud
     cloud.close()
     emulator.stop()
@@ -34,13 +34,13 @@ def short_parse_cloud(tmp_path, monkeypatch):
 def test_a_file_longer_than_one_invocation_is_read_in_segments_without_losing_or_repeating_a_row(
         short_parse_cloud, tmp_path):
     cloud = short_parse_cloud
-    # Given a 150,000-row file (1,500 people, each many times; a bad row every 10,007)
+    # Given a 400,000-row file (1,500 people, each many times; a bad row every 10,007)
     path = tmp_path / "big.csv"
     with path.open("w") as handle:
         for i in range(1, ROWS + 1):
             handle.write("Bad Row,not-an-email\n" if i % INVALID_EVERY == 0
                          else f"Person {i},p{i % DISTINCT}@example.com\n")
-    # When it is uploaded to a parse function whose invocations last 3 s
+    # When it is uploaded to a parse function whose invocations last 2 s
     [job] = cloud.wait(cloud.upload([path]), timeout=300)
     # Then several invocations read it, one after the other
     parses = cloud.runtime.pools["ParseCsvFunction"].invocations
