@@ -209,6 +209,8 @@ def apply() -> None:
         setattr(DynamoDBBackend, name, _serialised(getattr(DynamoDBBackend, name)))
     Item.__init__ = motofast.item_init  # type: ignore[method-assign]
     dynamodb_responses.create_condition_expression_parser = motofast.ValidatingConditionParser
+    dynamodb_responses.DynamoHandler.parse_parameters = motofast.json_parameters(  # type: ignore[method-assign]
+        dynamodb_responses.DynamoHandler.parse_parameters)
     # The parsed tree is only read (moto's validator works on a deep copy of it).
     UpdateExpressionParser.make = classmethod(  # type: ignore[method-assign]
         functools.lru_cache(maxsize=512)(UpdateExpressionParser.make.__func__))
