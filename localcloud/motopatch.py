@@ -172,6 +172,29 @@ def _wait_for_messages(self: Any, timeout: int) -> None:
             self._messages_lock.wait(min(left, 0.05))
 
 
+def _counting_writes(original: Any) -> Any:
+    @functools.wraps(original)
+    def write(self: Any, *args: Any, **kwargs: Any) -> Any:
+        self.localcloud_version = getattr(self, "localcloud_version", 0) + 1
+        return original(self, *args, **kwargs)
+    return write
+
+
+def _sorted_once(original: Any) -> Any:
+    """moto sorts every item of a table for each page of a Scan (quadratic over a paginated scan of
+    a large table: reading a 100k-item outbox took minutes). The sorted list is kept until an item
+    is put or deleted; updates change items in place, and the list holds the items themselves."""
+    @functools.wraps(original)
+    def all_items(self: Any) -> Any:
+        version = getattr(self, "localcloud_version", 0)
+        cached = getattr(self, "localcloud_sorted", None)
+        if cached is None or cached[0] != version:
+            cached = (version, original(self))
+            self.localcloud_sorted = cached
+        return list(cached[1])
+    return all_items
+
+
 def _existing_backend_first(original: Any) -> Any:
     @functools.wraps(original)
     def getitem(self: Any, account_id: str) -> Any:
@@ -200,6 +223,7 @@ def apply() -> None:
     from moto.dynamodb import responses as dynamodb_responses
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.dynamo_type import Item
+    from moto.dynamodb.models.table import Table
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser
     from moto.sqs.models import Queue
 
@@ -208,6 +232,9 @@ def apply() -> None:
     for name in _SERIALISED:
         setattr(DynamoDBBackend, name, _serialised(getattr(DynamoDBBackend, name)))
     Item.__init__ = motofast.item_init  # type: ignore[method-assign]
+    Table.put_item = _counting_writes(Table.put_item)  # type: ignore[method-assign]
+    Table.delete_item = _counting_writes(Table.delete_item)  # type: ignore[method-assign]
+    Table.all_items = _sorted_once(Table.all_items)  # type: ignore[method-assign]
     dynamodb_responses.create_condition_expression_parser = motofast.ValidatingConditionParser
     dynamodb_responses.DynamoHandler.parse_parameters = motofast.json_parameters(  # type: ignore[method-assign]
         dynamodb_responses.DynamoHandler.parse_parameters)

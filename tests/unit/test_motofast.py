@@ -236,3 +236,28 @@ def test_items_with_blobs_and_every_other_type_are_stored_alike():
                             for key in (item["email"], ITEM["email"])])
     assert results[0] == results[1]
     assert results[0][0]["b"] == {"B": b"\x00\xff"}
+
+
+def test_a_paginated_scan_sees_every_put_delete_and_update_between_its_pages():
+    # Given a table of 30 items, read by a scan of 7 items a page
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(TableName="t", KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                            AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                            BillingMode="PAY_PER_REQUEST")
+        for i in range(30):
+            client.put_item(TableName="t", Item={"k": {"S": f"k{i:02}"}, "v": {"N": "0"}})
+
+        def scan() -> dict[str, str]:
+            pages = client.get_paginator("scan").paginate(TableName="t", PaginationConfig={"PageSize": 7})
+            return {item["k"]["S"]: item["v"]["N"] for page in pages for item in page["Items"]}
+
+        assert scan() == {f"k{i:02}": "0" for i in range(30)}
+        # When items are deleted, added and updated between scans
+        client.delete_item(TableName="t", Key={"k": {"S": "k03"}})
+        client.put_item(TableName="t", Item={"k": {"S": "k99"}, "v": {"N": "1"}})
+        client.update_item(TableName="t", Key={"k": {"S": "k10"}}, UpdateExpression="SET v = :two",
+                           ExpressionAttributeValues={":two": {"N": "2"}})
+        # Then the next scan sees exactly the table as it is
+        expected = {f"k{i:02}": "0" for i in range(30) if i != 3} | {"k99": "1", "k10": "2"}
+        assert scan() == expected
