@@ -131,6 +131,11 @@ def one_run(contacts: int, workdir: Path, overrides: dict[str, str] | None = Non
             parse = cloud.runtime.pools["ParseCsvFunction"].invocations
             every = [(pool.spec.memory_mb, i) for pool in cloud.runtime.pools.values() for i in pool.invocations]
             poller = sum((source.requests for source in cloud.runtime.sources), Counter())
+            failures = [f for source in cloud.runtime.sources for f in source.failures]
+            failed_invocations = [i.error for pool in cloud.runtime.pools.values() for i in pool.invocations if i.error]
+            if failures or failed_invocations:
+                print(f"  local runtime: {len(failures)} event-source errors {failures[:3]}, "
+                      f"{len(failed_invocations)} failed invocations {failed_invocations[:3]}", file=sys.stderr)
             first_attempts = [a for a, e in zip(arrivals, outbox, strict=True) if e.attempt == 1]
             milestones = {"every file parsed": max(i.ended_at for i in parse) - started_at,
                           "last first attempt sent": max(first_attempts) - started_at,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import queue
@@ -36,6 +37,8 @@ from botocore.exceptions import ClientError
 from localcloud.deploy import Deployment, FunctionSpec, S3Source, SqsSource
 from localcloud.emulator import aws_client, local_environment
 from localcloud.zygote import process_alive, zygote_for
+
+_log = logging.getLogger("localcloud.runtime")
 
 DEFAULT_CONCURRENCY = 4
 INIT_TIMEOUT_SECONDS = 60  # a cold start (importing the handler) is not part of the invocation's timeout
@@ -267,6 +270,7 @@ class _Poller(threading.Thread):
         self.pending = 0
         self._lock = threading.Lock()
         self.requests: Counter[str] = Counter()  # the event source's own SQS requests (Lambda bills them too)
+        self.failures: list[str] = []  # the runtime's own errors while handling messages
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -274,7 +278,8 @@ class _Poller(threading.Thread):
                 continue
             try:
                 messages = self.receive()
-            except Exception:  # noqa: BLE001 - the emulator went away or hiccupped: try again shortly
+            except Exception as error:  # noqa: BLE001 - the emulator went away or hiccupped: try again shortly
+                self.failures.append(f"receive: {type(error).__name__}: {error}")
                 messages = []
                 time.sleep(0.5)
             if not messages:
@@ -293,6 +298,10 @@ class _Poller(threading.Thread):
     def _handle_and_release(self, messages: list[dict[str, Any]]) -> None:
         try:
             self.handle(messages)
+        except Exception as error:  # noqa: BLE001 - the messages come back after their visibility timeout
+            self.failures.append(f"{type(error).__name__}: {error}")
+            _log.warning("%s: handling %d messages failed (they come back after their visibility timeout): %r",
+                         self.name, len(messages), error)
         finally:
             with self._lock:
                 self.pending -= 1

@@ -1,10 +1,10 @@
-"""Run calls concurrently and hand their results back in waves, as they finish.
+"""Run calls concurrently and hand their results back in two waves: the fast majority, then the rest.
 
 A message's sends take from a few milliseconds to seconds each. Settling them all only after the
 slowest one would hold every retry and dead letter of the message back by that long; settling each
-on its own would cost one ledger transaction per contact. A wave is what finished within
-`wave_seconds` of the first result of the wave: the fast majority settles together, and the slow
-few in a handful of later waves.
+on its own would cost one ledger transaction per contact. The first wave is what finished within
+`first_wave_seconds` of the first result; the second, everything else once it has finished. One
+more ledger transaction per message (a 100k run with a wave every 0.5 s had more than doubled them).
 """
 
 from __future__ import annotations
@@ -22,16 +22,18 @@ def one_wave[In, Out](call: Callable[[In], Out], inputs: Sequence[In]) -> Waves[
         yield [(i, call(item)) for i, item in enumerate(inputs)]
 
 
-def in_waves[In, Out](executor: Executor, wave_seconds: float, clock: Callable[[], float] = time.monotonic
+def in_waves[In, Out](executor: Executor, first_wave_seconds: float, clock: Callable[[], float] = time.monotonic
                      ) -> Callable[[Callable[[In], Out], Sequence[In]], Waves[Out]]:
     def run(call: Callable[[In], Out], inputs: Sequence[In]) -> Waves[Out]:
         index_of: dict[Future[Out], int] = {executor.submit(call, item): i for i, item in enumerate(inputs)}
-        pending: set[Future[Out]] = set(index_of)
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            wave_ends = clock() + wave_seconds
-            while pending and (left := wave_ends - clock()) > 0:
-                more, pending = wait(pending, timeout=left)
-                finished |= more
-            yield sorted(((index_of[f], f.result()) for f in finished), key=lambda pair: pair[0])
+        if not index_of:
+            return
+        first, pending = wait(index_of, return_when=FIRST_COMPLETED)
+        wave_ends = clock() + first_wave_seconds
+        while pending and (left := wave_ends - clock()) > 0:
+            more, pending = wait(pending, timeout=left)
+            first |= more
+        for wave in (first, wait(pending).done if pending else set()):
+            if wave:
+                yield sorted(((index_of[f], f.result()) for f in wave), key=lambda pair: pair[0])
     return run

@@ -13,8 +13,8 @@ from common.sending import RetryPolicy, SendPorts
 from common.ses import SesProvider
 from common.waves import in_waves
 
-# Sends that finish within this long of each other settle in one ledger transaction (see waves.py).
-SETTLE_WAVE_SECONDS = 0.5
+# Sends that finish within this long of the first settle together; the rest when all are done (waves.py).
+FIRST_WAVE_SECONDS = 0.5
 
 
 def email_provider(settings: SendSettings) -> EmailProvider:
@@ -31,7 +31,7 @@ def send_ports(settings: SendSettings) -> SendPorts:
                      provider=email_provider(settings),
                      retries=ContactsQueue(settings.contacts_queue_url),
                      dead_letters=DeadLetterQueue(settings.dead_letter_queue_url),
-                     send_in_waves=in_waves(executor, SETTLE_WAVE_SECONDS),
+                     send_in_waves=in_waves(executor, FIRST_WAVE_SECONDS),
                      pacer=SendPacer(settings.max_send_rate, DynamoSendSlots(settings.send_rate_table))
                      if settings.max_send_rate else None)
 

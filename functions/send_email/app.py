@@ -46,9 +46,14 @@ def metric_name(verdict: Verdict) -> str:
 async def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     now = time.time()
     remaining = lambda_context.get_remaining_time_in_millis() / 1000
-    report = await asyncio.get_running_loop().run_in_executor(records_executor, lambda: deliver_message(
-        record.body, record.message_id, ports, policy, now=now, lease_until=now + remaining + LEASE_MARGIN_SECONDS,
-        send_deadline=now + remaining - DEADLINE_MARGIN_SECONDS))
+    try:
+        report = await asyncio.get_running_loop().run_in_executor(records_executor, lambda: deliver_message(
+            record.body, record.message_id, ports, policy, now=now, lease_until=now + remaining + LEASE_MARGIN_SECONDS,
+            send_deadline=now + remaining - DEADLINE_MARGIN_SECONDS))
+    except Exception:
+        # The batch processor reports the record as failed without a word; say why, then let it.
+        logger.exception("message failed; SQS will deliver it again", extra={"message_id": record.message_id})
+        raise
     for result in report.results:
         log = logger.error if result.verdict is Verdict.MISCONFIGURED else logger.info
         log("contact " + result.verdict.value, extra={

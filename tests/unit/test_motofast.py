@@ -261,3 +261,37 @@ def test_a_paginated_scan_sees_every_put_delete_and_update_between_its_pages():
         # Then the next scan sees exactly the table as it is
         expected = {f"k{i:02}": "0" for i in range(30) if i != 3} | {"k99": "1", "k10": "2"}
         assert scan() == expected
+
+
+def test_messages_deleted_and_sent_at_the_same_time_are_neither_lost_nor_brought_back():
+    # Given 1,500 received messages
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="q", Attributes={"VisibilityTimeout": "300"})["QueueUrl"]
+        for start in range(0, 1500, 10):
+            sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"old {start + i}"}
+                                                          for i in range(10)])
+        handles = []
+        while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            handles += [m["ReceiptHandle"] for m in batch]
+        assert len(handles) == 1500
+
+        # When eight threads delete them while four threads send 400 new ones
+        def delete(part: list[str]) -> None:
+            for start in range(0, len(part), 10):
+                sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": h}
+                                                                for i, h in enumerate(part[start:start + 10])])
+
+        def send(worker: int) -> None:
+            for n in range(100):
+                sqs.send_message(QueueUrl=url, MessageBody=f"new {worker}-{n}")
+
+        with ThreadPoolExecutor(max_workers=12) as executor:
+            jobs = [executor.submit(delete, handles[i::8]) for i in range(8)]
+            jobs += [executor.submit(send, w) for w in range(4)]
+            for job in jobs:
+                job.result()
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    # Then exactly the 400 new messages are left, all receivable, and no deleted one is in flight
+    assert attributes == {"ApproximateNumberOfMessages": "400", "ApproximateNumberOfMessagesNotVisible": "0"}

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from common.waves import in_waves, one_wave
 
 
-def test_fast_calls_come_back_in_the_first_wave_and_slow_ones_later():
-    # Given six calls, two of which take 0.6 s, and waves of 0.2 s
+def test_fast_calls_come_back_in_the_first_wave_and_slow_ones_in_the_second():
+    # Given six calls, two of which take 0.6 s, and a first wave of 0.2 s
     def call(seconds: float) -> float:
         time.sleep(seconds)
         return seconds
@@ -17,9 +17,9 @@ def test_fast_calls_come_back_in_the_first_wave_and_slow_ones_later():
     inputs = [0.0, 0.6, 0.0, 0.0, 0.6, 0.01]
     with ThreadPoolExecutor(max_workers=6) as executor:
         # When they run in waves
-        waves = list(in_waves(executor, wave_seconds=0.2)(call, inputs))
-    # Then the first wave holds the fast ones, and every call comes back once with its own index
-    assert [index for index, _ in waves[0]] == [0, 2, 3, 5]
+        waves = list(in_waves(executor, first_wave_seconds=0.2)(call, inputs))
+    # Then the first wave holds the fast ones, the second the rest, and every call comes back once
+    assert [[index for index, _ in wave] for wave in waves] == [[0, 2, 3, 5], [1, 4]]
     assert sorted(index for wave in waves for index, _ in wave) == list(range(6))
     assert all(result == inputs[index] for wave in waves for index, result in wave)
 
@@ -27,3 +27,8 @@ def test_fast_calls_come_back_in_the_first_wave_and_slow_ones_later():
 def test_one_wave_runs_in_order_and_nothing_for_no_input():
     assert list(one_wave(str.upper, ["a", "b"])) == [[(0, "A"), (1, "B")]]
     assert list(one_wave(str.upper, [])) == []
+
+
+def test_nothing_to_run_gives_no_wave():
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        assert list(in_waves(executor, first_wave_seconds=0.2)(str, [])) == []
