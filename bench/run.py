@@ -12,6 +12,8 @@ the parse invocations' peak memory. Results are printed and written to bench/res
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import socket
 import statistics
 import sys
@@ -51,6 +53,7 @@ class Run:
     invocations: int = 0
     event_source_requests: dict[str, int] | None = None  # the SQS pollers' own requests
     milestones: dict[str, float] | None = None  # seconds after the upload
+    cpu_seconds: dict[str, float] | None = None  # by process kind, over the whole run
 
 
 # Public list prices, us-east-1, as of 2026-11 (on-demand; free tiers ignored).
@@ -102,7 +105,17 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _process_cpu_seconds(pid: int) -> float:
+    """user + system CPU of a live process (Linux /proc), 0 when it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def one_run(contacts: int, workdir: Path, overrides: dict[str, str] | None = None, clean: bool = False) -> Run:
+    own_before = resource.getrusage(resource.RUSAGE_SELF)
     half = contacts // 2
     overlap = 0 if clean else contacts // 10
     options = {"duplicate_rate": 0.0, "tag_every": 0} if clean else {}
@@ -136,6 +149,12 @@ def one_run(contacts: int, workdir: Path, overrides: dict[str, str] | None = Non
             if failures or failed_invocations:
                 print(f"  local runtime: {len(failures)} event-source errors {failures[:3]}, "
                       f"{len(failed_invocations)} failed invocations {failed_invocations[:3]}", file=sys.stderr)
+            own = resource.getrusage(resource.RUSAGE_SELF)
+            cpu_seconds = {
+                "emulator (moto server)": _process_cpu_seconds(emulator.process.pid) if emulator.process else 0.0,
+                "function environments": sum(_process_cpu_seconds(pid) for pool in cloud.runtime.pools.values()
+                                             for pid in pool.idle_pids),
+                "local runtime and bench": own.ru_utime + own.ru_stime - own_before.ru_utime - own_before.ru_stime}
             first_attempts = [a for a, e in zip(arrivals, outbox, strict=True) if e.attempt == 1]
             milestones = {"every file parsed": max(i.ended_at for i in parse) - started_at,
                           "last first attempt sent": max(first_attempts) - started_at,
@@ -146,7 +165,8 @@ def one_run(contacts: int, workdir: Path, overrides: dict[str, str] | None = Non
                        attempts=len(outbox), peak_sends_per_second=peak_per_second(arrivals),
                        max_send_rate=float(parameters["MaxSendRate"]),
                        gb_seconds=sum(memory / 1024 * i.duration_ms / 1000 for memory, i in every),
-                       invocations=len(every), event_source_requests=dict(poller), milestones=milestones)
+                       invocations=len(every), event_source_requests=dict(poller), milestones=milestones,
+                       cpu_seconds=cpu_seconds)
         finally:
             cloud.close()
     finally:
@@ -178,6 +198,12 @@ def report(runs: dict[int, list[Run]], command: str) -> str:
                   "median of the runs):", "", "| milestone | s |", "|---|---:|"]
         lines += [f"| {name} | {statistics.median(r.milestones[name] for r in measured):.1f} |"
                   for name in measured[0].milestones or {}]
+    for contacts, measured in runs.items():
+        run = measured[0]
+        if run.cpu_seconds:
+            lines += ["", f"CPU seconds ({contacts:,} contacts, first run, {run.seconds:.1f} s of wall time on "
+                      f"{os.cpu_count()} cores; processes still alive at the end): "
+                      + ", ".join(f"{name} {value:.1f}" for name, value in run.cpu_seconds.items()) + "."]
     for contacts, measured in runs.items():
         run = measured[0]
         lines += ["", f"AWS requests per 1,000 rows ({contacts:,} contacts, first run):", "",

@@ -123,6 +123,10 @@ class ExecutionEnvironment:
                           max_memory_mb=0, timed_out=timed_out)
 
     @property
+    def pid(self) -> int:
+        return self._pid
+
+    @property
     def alive(self) -> bool:
         return process_alive(self._pid)
 
@@ -249,6 +253,11 @@ class FunctionPool:
         finally:
             with self._lock:
                 self.in_flight -= 1
+
+    @property
+    def idle_pids(self) -> list[int]:
+        with self._lock:
+            return [environment.pid for environment in self._idle]
 
     def close(self) -> None:
         with self._lock:
