@@ -15,8 +15,10 @@ fixes for costs profiling found on every request: update expressions are parsed 
 an SQS queue's attributes are computed one by one as asked for (moto 5.2 counts every message in
 the queue, three times, to look up one attribute for each message sent or received); a backend
 that exists is returned without the registry scan moto makes on every look-up; moto's list of its
-own services is read from disk once. And SQS long polls end when a delayed message matures, as
-SQS's do.
+own services is read from disk once; a table's sorted items are kept between the pages of a scan.
+And two fixes of behaviour: SQS long polls end when a delayed message matures, as SQS's do, and
+SQS deletes take the queue's lock (concurrent deletes brought messages back; a concurrent send
+could be lost).
 """
 
 from __future__ import annotations
@@ -225,7 +227,7 @@ def _serialised(method: Any) -> Any:
 
 
 def apply() -> None:
-    """Patch moto's DynamoDB backend in this process (the server's, or mock_aws's in tests)."""
+    """Patch moto in this process (the server's, or mock_aws's in tests); see the module docstring."""
     global _applied
     if _applied:
         return

@@ -92,7 +92,7 @@ def normalise_email(raw: str) -> str:
 
 
 def _plain_email(value: str) -> str | None:
-    """The normalised address when it is plain ASCII (see _PLAIN_EMAIL), else None."""
+    """The normalised address when it is plain (see _PLAIN_EMAIL), else None."""
     if len(value) > MAX_PLAIN_EMAIL_LENGTH or not _PLAIN_EMAIL.fullmatch(value):
         return None
     if not value.isascii() and (

@@ -139,7 +139,7 @@ class SendPorts:
     provider: EmailProvider
     retries: RetryQueue
     dead_letters: DeadLetters
-    # Runs the sends (many in flight) and hands their results back in waves, as they finish.
+    # Runs the sends (many in flight) and hands their results back in waves (common/waves.py).
     send_in_waves: Callable[[Callable[[EmailRequest], SendAttempt], Sequence[EmailRequest]],
                             Waves[SendAttempt]] = one_wave
     draw: Callable[[], float] = random.random
@@ -210,8 +210,8 @@ def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: R
             else:
                 to_send.append(claim)
 
-    # 3. Send the claimed contacts, many in flight at once, and settle them in waves as they finish:
-    #    a retry or dead letter does not wait for the slowest send of the message.
+    # 3. Send the claimed contacts, many in flight at once, and settle them in two waves (the fast
+    #    majority, then the rest): most retries and dead letters do not wait for the slowest send.
     requests = [EmailRequest(to=c.email, name=c.name, attempt=c.attempt, idempotency_key=work.idempotency_key(c))
                 for c in to_send]
     for wave in ports.send_in_waves(_send_safely(ports, send_deadline), requests):
