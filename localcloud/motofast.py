@@ -54,15 +54,15 @@ def moto_only() -> Iterator[None]:
         _enabled = True
 
 
-def _reserved(word: str) -> bool:
+@functools.cache
+def _reserved_words() -> frozenset[str]:
     from moto.dynamodb.parsing.reserved_keywords import ReservedKeywords
 
-    return word.upper() in _reserved_words(ReservedKeywords)
+    return frozenset(k.upper() for k in ReservedKeywords.get_reserved_keywords())
 
 
-@functools.cache
-def _reserved_words(keywords: Any) -> frozenset[str]:
-    return frozenset(k.upper() for k in keywords.get_reserved_keywords())
+def _reserved(word: str) -> bool:
+    return word.upper() in _reserved_words()
 
 
 def _plain_name(name: str) -> bool:
@@ -278,13 +278,19 @@ def _key_names(table: Any) -> set[str]:
     return {name for name in (table.hash_key_attr, table.range_key_attr) if name}
 
 
+def _plain_verdict(expression: str, names: Mapping[str, str] | None, values: Mapping[str, Any] | None,
+                   item: Any) -> bool | None:
+    """A plain condition's verdict on an item (None: absent), or None when moto must judge it."""
+    condition = compile_condition(expression) if _enabled else None
+    return condition.holds(item, names, values) if condition else None
+
+
 def condition_holds(expression: str | None, names: Mapping[str, str] | None, values: Mapping[str, Any] | None,
                     item: Any) -> bool:
     """Evaluate a condition against an item (None: absent), fast when plain, else by moto's parser."""
     if expression is None:
         return True
-    condition = compile_condition(expression) if _enabled else None
-    verdict = condition.holds(item, names, values) if condition else None
+    verdict = _plain_verdict(expression, names, values, item)
     if verdict is None:
         from moto.dynamodb.comparisons import get_filter_expression
 
@@ -304,21 +310,21 @@ def fast_update_item(backend: Any, table_name: str, key: dict[str, Any], update_
         return None
     update = compile_update(update_expression)
     table = backend.get_table(table_name)
-    if update is None or table.stream_shard is not None or set(key) != _key_names(table):
+    key_names = _key_names(table)
+    if update is None or table.stream_shard is not None or set(key) != key_names:
         return None
     item = table.get_item(*backend.get_keys_value(table, key))
     if item is None:
         return None
     if condition_expression is not None:
-        condition = compile_condition(condition_expression)
-        verdict = condition.holds(item, names, values) if condition else None
+        verdict = _plain_verdict(condition_expression, names, values, item)
         if verdict is None:
             return None
         if not verdict:
             if return_values_on_condition_check_failure == "ALL_OLD":
                 raise ConditionalCheckFailed(item=item.to_json()["Attributes"])
             raise ConditionalCheckFailed
-    planned = update.plan(item, _key_names(table), names, values)
+    planned = update.plan(item, key_names, names, values)
     if planned is None:
         return None
     attrs = dict(item.attrs)
