@@ -11,11 +11,10 @@ DEV_STAMP := $(VENV)/.dev-installed
 LINT_STAMP := $(VENV)/.lint-installed
 SCAN_VENV := .venv-scan
 SCAN_STAMP := $(SCAN_VENV)/.installed
-LOCALCLOUD := $(BIN)/python -m localcloud
-SAMLOCAL_VERSION := 1.71.0
+LOCALCLOUD := $(BIN)/localcloud
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv test test-unit test-e2e lint audit demo up logs build deploy deploy-localstack env-localstack stop clean bench bench-rate
+.PHONY: help venv test test-unit test-e2e lint audit demo up logs events build deploy deploy-localstack env-localstack stop clean bench bench-rate
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -25,8 +24,9 @@ $(BIN)/python:
 	$(PYTHON313) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(DEV_STAMP): requirements-dev.txt functions/requirements.txt | $(BIN)/python
+$(DEV_STAMP): requirements-dev.txt functions/requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q --no-deps -e .
 	@touch $@
 
 $(LINT_STAMP): requirements-lint.txt $(DEV_STAMP)
@@ -42,14 +42,14 @@ $(SCAN_STAMP): requirements-scan.txt
 
 venv: $(DEV_STAMP) ## create .venv (Python 3.13) with everything tests and the local cloud need
 
-test: $(DEV_STAMP) ## all tests: unit (moto in-process) and end-to-end (embedded local cloud)
+test: $(DEV_STAMP) ## all tests: unit (moto in-process) and end-to-end (an embedded local cloud of their own)
 	env -u AWS_ENDPOINT_URL $(BIN)/python -m pytest
 
 test-unit: $(DEV_STAMP) ## unit tests only
 	env -u AWS_ENDPOINT_URL $(BIN)/python -m pytest tests/unit
 
-test-e2e: $(DEV_STAMP) ## end-to-end tests only
-	env -u AWS_ENDPOINT_URL $(BIN)/python -m pytest tests/e2e
+test-e2e: $(DEV_STAMP) ## end-to-end tests only; against $$AWS_ENDPOINT_URL if set (a LocalStack), else their own cloud
+	$(BIN)/python -m pytest tests/e2e
 
 lint: $(LINT_STAMP) $(SCAN_STAMP) ## ruff, sam validate --lint, cfn-lint, bandit, checkov, pip-audit
 	$(BIN)/ruff check functions localcloud tests bench
@@ -79,21 +79,23 @@ up: $(DEV_STAMP) ## emulator on 127.0.0.1:4566 + deploy + functions, until Ctrl-
 logs: $(DEV_STAMP) ## send_email's logs (FUNCTION=ParseCsvFunction for the other one)
 	$(LOCALCLOUD) logs $(or $(FUNCTION),SendEmailFunction)
 
+events: $(DEV_STAMP) ## events/*.json for the deployed stack (sam local invoke -e, localcloud invoke -e)
+	$(LOCALCLOUD) events
+
 build: $(LINT_STAMP) ## sam build (python3.13 on PATH)
 	PATH="$(dir $(PYTHON313)):$$PATH" $(BIN)/sam build
 
 deploy: build ## sam deploy --guided to your AWS account (EmailProvider=ses for real email)
 	$(BIN)/sam deploy --guided
 
-deploy-localstack: build ## samlocal deploy --config-env localstack (LocalStack running on :4566)
-	$(BIN)/pip install -q aws-sam-cli-local==$(SAMLOCAL_VERSION)
-	$(BIN)/samlocal deploy --config-env localstack
+deploy-localstack: $(DEV_STAMP) ## the same stack on a LocalStack (LOCALSTACK=http://localhost:4566), local parameter values
+	$(LOCALCLOUD) deploy --endpoint $(or $(LOCALSTACK),http://localhost:4566)
 
 env-localstack: $(DEV_STAMP) ## env.localstack.json for `sam local invoke --env-vars`, from the LocalStack stack
-	$(LOCALCLOUD) --endpoint $(or $(LOCALSTACK),http://localhost:4566) env-vars --from-stack > env.localstack.json
+	$(LOCALCLOUD) --endpoint $(or $(LOCALSTACK),http://localhost:4566) env-vars > env.localstack.json
 	@echo "wrote env.localstack.json"
 
-stop: $(DEV_STAMP) ## stop the background moto server
+stop: $(DEV_STAMP) ## stop the background emulator
 	$(LOCALCLOUD) stop
 
 clean: ## stop the emulator, remove the venv and build output

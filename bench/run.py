@@ -24,14 +24,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import localcloud  # noqa: F401 - first: puts functions/ (the Lambda code root) on sys.path
 from common.config import SimulatedProviderSettings
 from common.pacing import peak_per_second
 from common.provider import SimulatedProvider
 from localcloud.cloud import LocalCloud
-from localcloud.emulator import start_moto
+from localcloud.config import CloudSettings, parse_overrides
+from localcloud.emulator.process import start_emulator
 from localcloud.samples import write_sample
-from localcloud.settings import CloudSettings, parse_overrides
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
 RATE_RESULTS = Path(__file__).resolve().parent / "rate.md"
@@ -121,7 +120,7 @@ def one_run(contacts: int, workdir: Path, overrides: dict[str, str] | None = Non
     options = {"duplicate_rate": 0.0, "tag_every": 0} if clean else {}
     files = [write_sample(workdir / f"bench-{contacts}-a.csv", half, start=0, **options),
              write_sample(workdir / f"bench-{contacts}-b.csv", half, start=half - overlap, **options)]
-    emulator = start_moto(f"http://127.0.0.1:{_free_port()}", workdir / "moto.log", detached=False)
+    emulator = start_emulator(f"http://127.0.0.1:{_free_port()}", workdir / "moto.log", detached=False)
     try:
         cloud = LocalCloud(CloudSettings.load(endpoint=emulator.endpoint, overrides=overrides)).start()
         try:
@@ -130,7 +129,7 @@ def one_run(contacts: int, workdir: Path, overrides: dict[str, str] | None = Non
             seconds = time.monotonic() - started
             if not all(job.status.value == "SUCCEEDED" for job in jobs):
                 raise RuntimeError(f"the benchmark's jobs did not succeed: {jobs}")
-            parameters = cloud.deployment.context.parameters
+            parameters = cloud.deployment.parameters
             provider = SimulatedProvider(SimulatedProviderSettings(
                 seed=parameters["SimulatedSeed"], bounce_rate=float(parameters["SimulatedBounceRate"]),
                 block_rate=float(parameters["SimulatedBlockRate"]), slow_rate=float(parameters["SimulatedSlowRate"]),

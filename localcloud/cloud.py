@@ -1,4 +1,9 @@
-"""The local cloud as one object: endpoint + deployment + runtime, and what users ask of them."""
+"""The local cloud as one object: endpoint + stack + runtime, and what users ask of them.
+
+`start` is for the commands that may start things (up, run, deploy, invoke): it starts the emulator
+if nothing answers on this machine, deploys the stack, and runs the functions where the endpoint does
+not (our emulator). `connect` is for every other command: it only reads the stack that is there.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from common.jobs import DynamoJobs, Job, Upload
-from common.ledger import DynamoLedger
+from common.ledger import DynamoLedger, LedgerEntry
 from common.provider import DynamoOutbox, OutboxEntry, Outcome
 from common.queue import ContactsQueue
 from common.redrive import redrive_letter
-from localcloud.deploy import Deployment, deploy
-from localcloud.emulator import Emulator, aws_client, ensure_emulator
-from localcloud.runtime import Invocation, LambdaRuntime
-from localcloud.settings import CloudSettings
+from localcloud.config import CloudSettings
+from localcloud.deploy import Deployment, StackNotFound, deploy, read_stack
+from localcloud.emulator.process import (
+    PLAIN_MOTO_REFUSAL,
+    Answerer,
+    EmulatorError,
+    health,
+    identify,
+    start_background_emulator,
+)
+from localcloud.emulator.server import SES_MESSAGES_PATH
 
 UPLOAD_PREFIX = "incoming/"
 
@@ -29,29 +41,79 @@ class RunTimeout(RuntimeError):
     pass
 
 
+class NotReady(RuntimeError):
+    """Nothing answers at the endpoint, or no stack is deployed there: a read-only command stops here."""
+
+
+class NotImported(ValueError):
+    """A key the bucket's notifications would not send to the parse function."""
+
+
 @dataclass(frozen=True)
 class Uploaded:
     key: str
     job_id: str
 
 
+@dataclass(frozen=True)
+class KeyFilter:
+    prefix: str
+    suffix: str
+
+    def matches(self, key: str) -> bool:
+        return key.startswith(self.prefix) and key.endswith(self.suffix)
+
+    def __str__(self) -> str:
+        return f"starting with {self.prefix!r}" + (f" and ending with {self.suffix!r}" if self.suffix else "")
+
+
 class LocalCloud:
     def __init__(self, settings: CloudSettings):
         self.settings = settings
-        self.emulator: Emulator | None = None
+        self.answerer: Answerer | None = None
         self.deployment: Deployment | None = None
-        self.runtime: LambdaRuntime | None = None
+        self.runtime: Any = None  # a LambdaRuntime; imported only by the commands that run functions
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self, with_runtime: bool = True,
-              on_invocation: Callable[[Invocation], None] | None = None) -> LocalCloud:
+    def start(self, with_runtime: bool = True, on_invocation: Callable[[Any], None] | None = None) -> LocalCloud:
+        """Emulator (started if nothing answers on this machine), stack deployed, functions running."""
         self.settings.state_dir.mkdir(parents=True, exist_ok=True)
-        self.emulator = ensure_emulator(self.settings.endpoint, self.settings.state_dir)
-        self.deployment = deploy(self.settings)
-        if with_runtime and not self.runtime_running_elsewhere():
+        supported_types = None
+        if not self.settings.is_real_aws:
+            self.answerer = identify(self.settings.endpoint)
+            if self.answerer is Answerer.NOTHING:
+                start_background_emulator(self.settings.endpoint, self.settings.state_dir)
+                self.answerer = Answerer.LOCALCLOUD
+            if self.answerer is Answerer.PLAIN_MOTO:
+                raise EmulatorError(f"{self.settings.endpoint} is {PLAIN_MOTO_REFUSAL}")
+            if self.answerer is Answerer.LOCALCLOUD:
+                supported_types = set(health(self.settings.endpoint).get("cloudformation_types", []))
+        self.deployment = deploy(self.settings, supported_types=supported_types)
+        if with_runtime and self.hosts_functions and not self.runtime_running_elsewhere():
+            from localcloud.runtime.runtime import LambdaRuntime
+
             self.runtime = LambdaRuntime(self.deployment, on_invocation).start()
             self._runtime_lock.write_text(json.dumps({"pid": os.getpid(), "endpoint": self.settings.endpoint}))
         return self
+
+    def connect(self) -> LocalCloud:
+        """The deployed stack, read only: nothing is started or deployed."""
+        if not self.settings.is_real_aws:
+            self.answerer = identify(self.settings.endpoint)
+            if self.answerer is Answerer.NOTHING:
+                raise NotReady(f"nothing answers at {self.settings.endpoint}; start it with: localcloud up")
+        try:
+            self.deployment = read_stack(self.settings)
+        except StackNotFound:
+            raise NotReady(f"no stack {self.settings.stack_name} at {self.settings.endpoint}; "
+                           "deploy it with: localcloud up") from None
+        return self
+
+    @property
+    def hosts_functions(self) -> bool:
+        """Our emulator keeps Lambda's records but runs no code: the local runtime runs the functions.
+        A LocalStack (with Docker) and AWS run them themselves; a second runner would process every message twice."""
+        return self.answerer is Answerer.LOCALCLOUD
 
     def close(self) -> None:
         if self.runtime is not None:
@@ -82,7 +144,7 @@ class LocalCloud:
 
     # -- clients -----------------------------------------------------------------------------
     def client(self, service: str) -> Any:
-        return aws_client(service, self.settings.endpoint, self.settings.region)
+        return self.settings.client(service)
 
     @property
     def _deployed(self) -> Deployment:
@@ -98,8 +160,31 @@ class LocalCloud:
     def jobs_store(self) -> DynamoJobs:
         return DynamoJobs(self._deployed.output("JobsTableName"), self.client("dynamodb"))
 
+    @property
+    def key_filters(self) -> list[KeyFilter]:
+        """The keys the bucket notifies the parse function of, as the bucket itself says."""
+        configuration = self.client("s3").get_bucket_notification_configuration(Bucket=self.bucket)
+        filters = []
+        for entry in configuration.get("LambdaFunctionConfigurations", []):
+            rules = {r["Name"].lower(): r["Value"]
+                     for r in entry.get("Filter", {}).get("Key", {}).get("FilterRules", [])}
+            filters.append(KeyFilter(prefix=rules.get("prefix", ""), suffix=rules.get("suffix", "")))
+        return filters
+
+    def check_importable(self, key: str, filters: list[KeyFilter] | None = None) -> None:
+        filters = self.key_filters if filters is None else filters
+        if not any(f.matches(key) for f in filters):
+            raise NotImported(f"s3://{self.bucket}/{key} would not be imported: the bucket notifies the parse "
+                              "function only of keys " + (" or ".join(str(f) for f in filters) or "(none)")
+                              + " (S3's suffix filters are case-sensitive)")
+
     # -- what users do -----------------------------------------------------------------------
     def upload(self, paths: Iterable[Path], prefix: str = UPLOAD_PREFIX) -> list[Uploaded]:
+        """Refuses, before uploading anything, a file the bucket would not send to the parse function."""
+        paths = list(paths)
+        filters = self.key_filters
+        for path in paths:
+            self.check_importable(prefix + path.name, filters)
         uploaded = []
         s3 = self.client("s3")
         for path in paths:
@@ -108,7 +193,9 @@ class LocalCloud:
             uploaded.append(Uploaded(key=key, job_id=Upload(bucket=self.bucket, key=key, etag=etag).job_id))
         return uploaded
 
-    def invoke(self, function: str, event: Any) -> Invocation:
+    def invoke(self, function: str, event: Any) -> Any:
+        from localcloud.runtime.runtime import LambdaRuntime
+
         runtime = self.runtime or LambdaRuntime(self._deployed)
         try:
             return runtime.invoke(function, event)
@@ -123,12 +210,13 @@ class LocalCloud:
             return [store.get(u.job_id) or Job.pending(u.job_id, self.bucket, u.key) for u in uploaded]
         jobs = store.all()
         known = {job.job_id for job in jobs}
+        filters = self.key_filters
         pages = self.client("s3").get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
                                                                              Prefix=UPLOAD_PREFIX)
         for page in pages:
             for item in page.get("Contents", []):
                 upload = Upload(bucket=self.bucket, key=item["Key"], etag=item["ETag"].strip('"'))
-                if item["Key"].endswith(".csv") and upload.job_id not in known:
+                if any(f.matches(item["Key"]) for f in filters) and upload.job_id not in known:
                     jobs.append(Job.pending(upload.job_id, self.bucket, upload.key))
         return jobs
 
@@ -152,7 +240,7 @@ class LocalCloud:
 
     @property
     def email_provider(self) -> str:
-        return str(self._deployed.context.parameters.get("EmailProvider", "simulated"))
+        return str(self._deployed.parameters.get("EmailProvider", "simulated"))
 
     def outbox(self) -> list[OutboxEntry]:
         """What the provider received: the simulated provider's outbox table, or, with EmailProvider=ses,
@@ -163,12 +251,24 @@ class LocalCloud:
                       key=lambda e: e.received_at)
 
     def _ses_sent_messages(self) -> list[OutboxEntry]:
-        with urllib.request.urlopen(f"{self.settings.endpoint}/moto-api/data.json", timeout=30) as response:  # noqa: S310 - our emulator  # nosec B310
-            state = json.load(response)
+        if not self.hosts_functions:
+            raise NotReady("the messages SES accepted can be listed on the embedded local cloud only; "
+                           "elsewhere, see SES's sending statistics and the ledger (`localcloud contact EMAIL`)")
+        with urllib.request.urlopen(self.settings.endpoint + SES_MESSAGES_PATH, timeout=30) as response:  # noqa: S310 - our emulator  # nosec B310
+            messages = json.load(response)["messages"]
         return [OutboxEntry(to=", ".join(m["destinations"].get("ToAddresses", [])), attempt=0,
                             outcome=Outcome.DELIVERED, provider_message_id=m["id"], idempotency_key="",
                             subject=m["subject"], body=m["body"], received_at="")
-                for m in state.get("ses", {}).get("Message", [])]
+                for m in messages]
+
+    def contact(self, email: str) -> LedgerEntry | None:
+        from common.contacts import normalise_email
+
+        return self._ledger().entry(normalise_email(email))
+
+    def _ledger(self) -> DynamoLedger:
+        return DynamoLedger(self._deployed.output("ContactsTableName"), self._deployed.output("JobsTableName"),
+                            client=self.client("dynamodb"))
 
     def _hidden_messages(self, url: str) -> list[dict[str, Any]]:
         """Every message of the queue, hidden from others while the caller looks at them."""
@@ -198,8 +298,7 @@ class LocalCloud:
     def redrive(self, reason: str) -> Counter[str]:
         """Send the dead letters with this reason back (see common/redrive.py); returns what happened."""
         url = self._deployed.output("DeadLetterQueueUrl")
-        ledger = DynamoLedger(self._deployed.output("ContactsTableName"), self._deployed.output("JobsTableName"),
-                              client=self.client("dynamodb"))
+        ledger = self._ledger()
         queue = ContactsQueue(self._deployed.output("ContactsQueueUrl"), client=self.client("sqs"))
         outcomes: Counter[str] = Counter()
         untouched = []

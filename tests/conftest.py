@@ -2,6 +2,9 @@
 
 import os
 
+# `make test-e2e` with AWS_ENDPOINT_URL set runs the e2e suite against that endpoint (a LocalStack, say).
+E2E_ENDPOINT = os.environ.get("AWS_ENDPOINT_URL", "")
+
 # moto's mock_aws does not intercept clients that are pointed at an endpoint URL.
 for _name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
     del os.environ[_name]
@@ -9,7 +12,8 @@ os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "tes
                    "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
                    "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "WelcomePipelineTests"})
 
-# moto's in-process DynamoDB gets the same atomic transactions as the local cloud's server.
-from localcloud.motopatch import apply as _atomic_moto_transactions  # noqa: E402
+# moto in-process (mock_aws) gets the same patches as the local cloud's server: atomic transactions,
+# functions hosted by the runtime (not moto's Docker Lambda), the CloudFormation types moto lacks.
+from localcloud.emulator.patches import apply as _patch_moto  # noqa: E402
 
-_atomic_moto_transactions()
+_patch_moto()

@@ -202,6 +202,12 @@ class DynamoLedger:
                 ":lease": {"N": f"{claim.lease_until:.3f}"}, ":now": {"S": _now_iso()}},
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
 
+    def entry(self, email: str) -> LedgerEntry | None:
+        """The ledger's record of one normalised address ("did Bob get his email?")."""
+        item = self._client.get_item(TableName=self._contacts, Key={"email": {"S": email}},
+                                     ConsistentRead=True).get("Item")
+        return _entry(item) if item else None
+
     # -- settling ---------------------------------------------------------------------------
     def settle(self, transitions: Sequence[Transition]) -> list[Transition]:
         by_job: dict[str, list[Transition]] = defaultdict(list)

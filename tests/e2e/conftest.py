@@ -1,5 +1,5 @@
-"""End-to-end fixtures: a moto server of our own on a free port, the template deployed on it, and the
-local Lambda runtime running both functions, exactly as `localcloud up` does."""
+"""End-to-end fixtures: an emulator of our own on a free port (or the endpoint in AWS_ENDPOINT_URL), the stack
+deployed on it, and the local Lambda runtime running the functions, exactly as `localcloud up` does."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from localcloud.cloud import LocalCloud
-from localcloud.emulator import Emulator, start_moto
-from localcloud.settings import CloudSettings
+from localcloud.config import CloudSettings
+from localcloud.emulator.process import Emulator
+from localcloud.emulator.process import start_emulator as start_local_emulator
+from tests.conftest import E2E_ENDPOINT
 
 # Fast settings for tests: no slow sends, retries without delay; everything else as the template says.
 FAST = {"SimulatedSlowRate": "0", "RetryBaseDelaySeconds": "0", "RetryMaxDelaySeconds": "1",
@@ -26,12 +28,16 @@ def free_port() -> int:
 
 
 def start_emulator(tmp: Path) -> Emulator:
-    return start_moto(f"http://127.0.0.1:{free_port()}", tmp / "moto.log", detached=False)
+    return start_local_emulator(f"http://127.0.0.1:{free_port()}", tmp / "emulator.log", detached=False)
 
 
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory) -> Iterator[Emulator]:
-    emulator = start_emulator(tmp_path_factory.mktemp("moto"))
+    """Our own emulator on a free port, or the endpoint `make test-e2e` was given in AWS_ENDPOINT_URL."""
+    if E2E_ENDPOINT:
+        yield Emulator(endpoint=E2E_ENDPOINT)
+        return
+    emulator = start_emulator(tmp_path_factory.mktemp("emulator"))
     yield emulator
     emulator.stop()
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -78,3 +79,105 @@ def test_run_refuses_a_missing_file_clearly(localcloud):
     result = localcloud("run", "no-such-file.csv")
     assert result.returncode == 2
     assert "no such file: no-such-file.csv" in result.stderr
+
+
+def _localcloud(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "localcloud", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300, input=stdin)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _answers(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_read_only_commands_with_nothing_answering_start_nothing(tmp_path):
+    # Given nothing on a port named by AWS_ENDPOINT_URL, the one switch every tool honours
+    port = _free_port()
+    env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "LOCALCLOUD_STATE_DIR": str(tmp_path)}
+    for command in (["status"], ["logs", "SendEmailFunction"], ["dlq"], ["outbox"], ["metrics"],
+                    ["contact", "bob@example.com"], ["events", str(tmp_path / "events")]):
+        # When a read-only command runs
+        result = _localcloud(env, *command)
+        # Then it says so in one line, exits 1, and leaves the port closed
+        assert result.returncode == 1, (command, result.stdout, result.stderr)
+        assert result.stderr.strip() == f"localcloud: nothing answers at http://127.0.0.1:{port}; start it with: " \
+                                        "localcloud up"
+        assert not _answers(port)
+
+
+def test_the_cli_follows_aws_endpoint_url_and_speaks_to_the_stack_it_finds(tmp_path):
+    # Given the local cloud serving on a port of its own, deployed and run with AWS_ENDPOINT_URL alone
+    port = _free_port()
+    env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "LOCALCLOUD_STATE_DIR": str(tmp_path / "s"),
+           "LOCALCLOUD_PARAMETER_OVERRIDES": " ".join(f"{k}={v}" for k, v in FAST.items())}
+    try:
+        contacts = tmp_path / "contacts.csv"
+        contacts.write_text("Bob Stone, Bob.Stone@Example.com\nAnn Lee, ann@example.com\n")
+        # --parameter-overrides after the command, as sam takes it
+        run = _localcloud(env, "run", "--json", str(contacts), "--parameter-overrides", "SimulatedBounceRate=0")
+        assert run.returncode == 0, run.stderr
+        assert _answers(port)
+        # When status and contact read it with the same variable
+        status = json.loads(_localcloud(env, "status", "--json").stdout)
+        assert [(j["key"], j["status"]) for j in status["jobs"]] == [("incoming/contacts.csv", "SUCCEEDED")]
+        bob = _localcloud(env, "contact", "bob.stone@example.com", "--json")
+        # Then "did Bob get his email?" has its answer: the ledger item, file and row
+        assert bob.returncode == 0, bob.stderr
+        item = json.loads(bob.stdout)
+        assert (item["state"], item["file"], item["row"], item["attempt"]) in {
+            ("SENT", "incoming/contacts.csv", 1, 1), ("BLOCKED", "incoming/contacts.csv", 1, 1),
+            ("SENT", "incoming/contacts.csv", 1, 2), ("SENT", "incoming/contacts.csv", 1, 3),
+            ("EXHAUSTED", "incoming/contacts.csv", 1, 3)}
+        assert _localcloud(env, "contact", "nobody@example.com").returncode == 1
+        # And a file the bucket would not import is refused with the reason, before anything is uploaded
+        for name in ("contacts.txt", "Contacts.Csv"):
+            other = tmp_path / name
+            other.write_text("Ann, ann@example.com\n")
+            refused = _localcloud(env, "upload", str(other))
+            assert refused.returncode == 2
+            assert f"incoming/{name} would not be imported" in refused.stderr and "'.csv'" in refused.stderr
+        # And invoke reads its event from standard input, and names a missing event file in one line
+        events = _localcloud(env, "events", str(tmp_path / "events"))
+        assert events.returncode == 0, events.stderr
+        event = (tmp_path / "events" / "sqs_contacts.json").read_text()
+        piped = _localcloud(env, "invoke", "SendEmailFunction", "-e", "-", stdin=event)
+        assert piped.returncode == 0, piped.stderr
+        assert json.loads(piped.stdout) == {"batchItemFailures": []}
+        missing = _localcloud(env, "invoke", "SendEmailFunction", "-e", "missing.json")
+        assert missing.returncode == 2
+        assert missing.stderr.strip().splitlines() == [
+            "localcloud: cannot read the event file missing.json: No such file or directory"]
+    finally:
+        _localcloud(env, "stop")
+    assert not _answers(port)
+
+
+def test_a_plain_moto_server_is_named_and_refused(tmp_path):
+    # Given a plain moto server (what many run as "local AWS") on a port
+    port = _free_port()
+    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not _answers(port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "LOCALCLOUD_STATE_DIR": str(tmp_path)}
+        # When the local cloud is asked to deploy there
+        result = _localcloud(env, "deploy")
+        # Then it refuses, saying what answers and why it cannot run the pipeline correctly
+        assert result.returncode == 2
+        assert "a plain moto server cannot run this pipeline correctly" in result.stderr.replace("\n", " ")
+    finally:
+        moto.terminate()
+        moto.wait(timeout=10)

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from localcloud.cloud import LocalCloud
-from localcloud.settings import CloudSettings
+from localcloud.config import CloudSettings
 from tests.e2e.conftest import FAST, start_emulator
 
 pytestmark = pytest.mark.e2e

@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from localcloud.cloud import LocalCloud
+from localcloud.config import CloudSettings
 from localcloud.samples import write_sample
-from localcloud.settings import CloudSettings
 from tests.e2e.conftest import FAST, start_emulator
 
 pytestmark = pytest.mark.e2e

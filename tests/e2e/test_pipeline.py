@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from localcloud.cloud import LocalCloud, Uploaded
+from localcloud.deploy.events import stack_events
 from localcloud.samples import write_sample
 
 pytestmark = pytest.mark.e2e
@@ -100,12 +101,12 @@ def test_invoke_runs_a_function_once_with_an_event_file(cloud):
     # The Docker-free twin of `sam local invoke ParseCsvFunction -e events/s3_put.json`
     cloud.client("s3").put_object(Bucket=cloud.bucket, Key="incoming/sample contacts.csv",
                                   Body=(EVENTS / "sample contacts.csv").read_bytes())
-    event = json.loads((EVENTS / "s3_put.json").read_text())
+    event = stack_events(cloud.deployment)["s3_put.json"]
     invocation = cloud.invoke("ParseCsvFunction", event)
     assert invocation.ok, invocation.error
     (job,) = invocation.response["jobs"]
     assert (job["rows"], job["invalid"], job["duplicate"], job["enqueued"]) == (6, 1, 1, 4)
-    invocation = cloud.invoke("SendEmailFunction", json.loads((EVENTS / "sqs_contacts.json").read_text()))
+    invocation = cloud.invoke("SendEmailFunction", stack_events(cloud.deployment)["sqs_contacts.json"])
     assert invocation.ok and invocation.response == {"batchItemFailures": []}
     assert "START RequestId" not in invocation.log and '"service":"send_email"' in invocation.log
 
@@ -113,9 +114,10 @@ def test_invoke_runs_a_function_once_with_an_event_file(cloud):
 def test_a_parse_that_keeps_failing_lands_in_the_on_failure_queue(cloud):
     # Given an S3 notification the function cannot handle (its bucket does not exist)
     spec = cloud.deployment.function("ParseCsvFunction")
-    event = json.loads((EVENTS / "s3_put.json").read_text())
+    event = stack_events(cloud.deployment)["s3_put.json"]
     event["Records"][0]["s3"]["bucket"]["name"] = "no-such-bucket-anywhere"
-    cloud.client("sqs").send_message(QueueUrl=spec.s3_sources[0].notification_queue_url, MessageBody=json.dumps(event))
+    sqs = cloud.client("sqs")  # as the emulator hands S3 events to the function (its async invocation queue)
+    sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=spec.async_queue)["QueueUrl"], MessageBody=json.dumps(event))
     # When Lambda's asynchronous retries are used up
     deadline = time.monotonic() + 60
     while not (failures := cloud.dead_letters("ParseFailuresQueueUrl")) and time.monotonic() < deadline:
@@ -130,7 +132,7 @@ def test_a_parse_that_keeps_failing_lands_in_the_on_failure_queue(cloud):
 
 def test_an_event_whose_object_is_already_gone_imports_nothing_and_fails_nothing(cloud):
     # Given an event for an object that was archived or deleted before the function ran
-    event = json.loads((EVENTS / "s3_put.json").read_text())
+    event = stack_events(cloud.deployment)["s3_put.json"]
     event["Records"][0]["s3"]["object"]["key"] = "incoming/vanished.csv"
     invocation = cloud.invoke("ParseCsvFunction", event)
     # Then the invocation succeeds, says why it skipped, and leaves no job behind

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from localcloud.deploy import Deployment, FunctionSpec
-from localcloud.runtime import CloudWatchLogWriter, FunctionPool
+from localcloud.runtime.runtime import CloudWatchLogWriter, FunctionPool
 from localcloud.samples import write_sample
 
 pytestmark = pytest.mark.e2e

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from localcloud.cloud import LocalCloud
+from localcloud.config import CloudSettings
+from localcloud.deploy.events import stack_events
 from localcloud.samples import write_sample
-from localcloud.settings import CloudSettings
 from tests.e2e.conftest import FAST, start_emulator
 
 pytestmark = pytest.mark.e2e
@@ -42,7 +43,7 @@ def test_a_file_is_emailed_through_ses_and_a_later_hard_bounce_moves_its_contact
     assert all(m.subject == "Welcome!" and "Welcome!" in m.body for m in accepted)
     # When SES later reports a hard bounce for one of those emails
     bounced = accepted[7]
-    event = json.loads((EVENTS / "ses_bounce.json").read_text())
+    event = stack_events(cloud.deployment)["ses_bounce.json"]
     event["mail"]["messageId"] = bounced.provider_message_id
     event["bounce"]["bouncedRecipients"][0]["emailAddress"] = bounced.to
     cloud.client("sns").publish(TopicArn=cloud.deployment.output("SesEventsTopicArn"), Message=json.dumps(event))

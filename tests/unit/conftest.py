@@ -12,8 +12,8 @@ from moto import mock_aws
 
 from common.config import SimulatedProviderSettings
 from common.provider import EmailRequest, OutboxEntry, SendResult, SimulatedProvider, TransientProviderError
+from localcloud.config import CloudSettings
 from localcloud.deploy import Deployment, deploy
-from localcloud.settings import CloudSettings
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from localcloud.config import CloudSettings
 from localcloud.deploy import deploy
-from localcloud.settings import CloudSettings
 from tests.unit.pipeline import Pipeline
 
 POOL = [f"user{i}@example.com" for i in range(12)] + [

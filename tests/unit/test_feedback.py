@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import boto3
 import pytest
@@ -11,15 +10,16 @@ import pytest
 from common.feedback import FeedbackKind, MalformedFeedback, apply_feedback, read_ses_event
 from common.ledger import FeedbackMove
 from common.queue import DeadLetterReason
+from localcloud.deploy.events import ses_notification, stack_events
 from tests.unit.pipeline import Pipeline
 from tests.unit.test_handlers import LambdaContext, load_handler
 from tests.unit.test_sending import assert_accounted, rows
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
-
 
 def ses_event(name: str, message_id: str | None = None, kind_changes: dict | None = None) -> str:
-    data = json.loads((EVENTS / name).read_text())
+    kind = {"ses_bounce.json": "Bounce", "ses_complaint.json": "Complaint"}[name]
+    data = ses_notification(kind, "welcome@example.com", "ann.lee@example.com", "123456789012", "us-east-1",
+                            "welcome-pipeline-welcome")
     if message_id:
         data["mail"]["messageId"] = message_id
     for key, value in (kind_changes or {}).items():
@@ -95,14 +95,14 @@ def test_a_complaint_keeps_the_contact_counted_as_sent_and_counts_the_complaint(
 def test_the_ses_events_handler_takes_the_sqs_event_sam_local_invoke_uses(monkeypatch):
     from moto import mock_aws
 
+    from localcloud.config import CloudSettings
     from localcloud.deploy import deploy
-    from localcloud.settings import CloudSettings
 
     with mock_aws():
         cloud = deploy(CloudSettings.load(overrides={"EmailProvider": "ses"}),
                        client_factory=lambda service: boto3.client(service))
         app = load_handler(cloud, monkeypatch, "SesEventsFunction", "ses_events.app")
-        event = json.loads((EVENTS / "sqs_ses_bounce.json").read_text())
+        event = stack_events(cloud)["sqs_ses_bounce.json"]
         unreadable = dict(event["Records"][0], messageId="unreadable", body="{}")
         response = app.lambda_handler({"Records": [event["Records"][0], unreadable]}, LambdaContext())
         # Nothing to retry: the bounce is about an address this ledger never emailed, the other is unreadable

@@ -13,6 +13,7 @@ import pytest
 
 from common.config import ConfigError, SendSettings
 from common.messages import ContactBatch
+from localcloud.deploy.events import stack_events
 from tests.unit.conftest import FaultyProvider, MemoryOutbox, MemoryQueue
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -38,8 +39,9 @@ def load_handler(aws, monkeypatch, logical_id: str, module: str):
     return importlib.import_module(module)
 
 
-def event(name: str) -> dict:
-    return json.loads((EVENTS / name).read_text())
+def event(aws, name: str) -> dict:
+    """The sample event `localcloud events` writes for this stack (what `sam local invoke -e` is given)."""
+    return stack_events(aws)[name]
 
 
 def test_parse_csv_streams_the_uploaded_file_into_contact_batches(aws, monkeypatch):
@@ -49,7 +51,7 @@ def test_parse_csv_streams_the_uploaded_file_into_contact_batches(aws, monkeypat
                                   Body=(EVENTS / "sample contacts.csv").read_bytes())
     app = load_handler(aws, monkeypatch, "ParseCsvFunction", "parse_csv.app")
     # When the S3 event is handled
-    response = app.lambda_handler(event("s3_put.json"), LambdaContext())
+    response = app.lambda_handler(event(aws, "s3_put.json"), LambdaContext())
     # Then every row is judged and the valid, distinct contacts are enqueued together
     (job,) = response["jobs"]
     assert (job["rows"], job["invalid"], job["duplicate"], job["enqueued"]) == (6, 1, 1, 4)
@@ -66,7 +68,7 @@ def test_parse_csv_streams_the_uploaded_file_into_contact_batches(aws, monkeypat
     assert {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]} == {
         "processed/sample contacts.csv", "rejects/sample contacts.csv"}
     # And the same event again changes nothing
-    again = app.lambda_handler(event("s3_put.json"), LambdaContext())
+    again = app.lambda_handler(event(aws, "s3_put.json"), LambdaContext())
     assert "no longer exists" in again["jobs"][0]["skipped"]  # it was archived to processed/
     depth = boto3.client("sqs").get_queue_attributes(
         QueueUrl=aws.outputs["ContactsQueueUrl"],
@@ -77,7 +79,7 @@ def test_parse_csv_streams_the_uploaded_file_into_contact_batches(aws, monkeypat
 def test_send_email_sends_records_and_dead_letters_per_contact(aws, monkeypatch):
     app = load_handler(aws, monkeypatch, "SendEmailFunction", "send_email.app")
     monkeypatch.setattr(app.ports.provider, "_sleep", lambda seconds: None)
-    response = app.lambda_handler(event("sqs_contacts.json"), LambdaContext())
+    response = app.lambda_handler(event(aws, "sqs_contacts.json"), LambdaContext())
     assert response == {"batchItemFailures": []}
     ledger = boto3.client("dynamodb").get_item(TableName=aws.outputs["ContactsTableName"],
                                                Key={"email": {"S": "ann.lee@example.com"}})["Item"]
@@ -91,10 +93,10 @@ def test_send_email_reports_only_the_record_that_must_come_back(aws, monkeypatch
     provider = FaultyProvider(MemoryOutbox(), bounce_rate=0.0, block_rate=0.0)
     provider.answer_lost_for.add("ann.lee@example.com")  # maybe sent: the message must come back to ask
     monkeypatch.setattr(app.ports, "provider", provider)
-    second = dict(event("sqs_contacts.json")["Records"][0], messageId="second-message")
+    second = dict(event(aws, "sqs_contacts.json")["Records"][0], messageId="second-message")
     second["body"] = ContactBatch("job-2", "incoming/b.csv", ContactBatch.decode(second["body"]).deliveries[1:]
                                   ).encode()
-    records = [event("sqs_contacts.json")["Records"][0], second]
+    records = [event(aws, "sqs_contacts.json")["Records"][0], second]
     response = app.lambda_handler({"Records": records}, LambdaContext())
     assert response == {"batchItemFailures": [{"itemIdentifier": "059f36b4-87a3-44ab-83d2-661975830a7d"}]}
 
@@ -111,7 +113,7 @@ def test_a_record_that_only_ran_out_of_time_is_made_visible_again_at_once(aws, m
             return 5_000
 
     # When the batch arrives
-    record = event("sqs_contacts.json")["Records"][0]
+    record = event(aws, "sqs_contacts.json")["Records"][0]
     response = app.lambda_handler({"Records": [record]}, AlmostOver())
     # Then nothing is claimed or sent, the record is reported, and asked back in seconds, not minutes
     assert response == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}

@@ -17,7 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from localcloud import motofast
+from localcloud.emulator.patches import motofast
 
 ITEM = {"email": {"S": "ann@example.com"}, "state": {"S": "CLAIMED"}, "token": {"S": "t1"},
         "attempt": {"N": "1"}, "carrier": {"S": "m1"}, "lease_until": {"N": "100.000"}, "sent": {"N": "4"},

@@ -10,8 +10,8 @@ from moto import mock_aws
 from common.provider import EmailRequest, Outcome, ProviderConfigurationError, TransientProviderError
 from common.sending import Verdict
 from common.ses import SesProvider
+from localcloud.config import CloudSettings
 from localcloud.deploy import deploy
-from localcloud.settings import CloudSettings
 from tests.unit.pipeline import Pipeline
 from tests.unit.test_sending import assert_accounted, rows
 

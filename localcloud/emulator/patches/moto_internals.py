@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from localcloud import motofast
+from localcloud.emulator.patches import motofast
 
 _LOCK = threading.RLock()
 _SERIALISED = ("get_item", "put_item", "update_item", "delete_item", "query", "scan", "batch_get_item",

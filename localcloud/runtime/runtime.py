@@ -6,8 +6,9 @@
   concurrency, else a small local default).
 - SQS event sources poll like Lambda: batch size and batching window, Lambda-shaped records, an
   error fails the whole batch, otherwise only records not in `batchItemFailures` are deleted.
-- S3 notifications arrive on a private queue; each becomes an asynchronous invocation with the
-  function's retry count, and a failure record goes to its on-failure destination.
+- Asynchronous invocations (S3 notifications, which the emulator puts on the function's async
+  invocation queue) run with the function's retry count, and a failure record goes to its on-failure
+  destination, as the function's EventInvokeConfig says.
 - Every invocation's output goes to CloudWatch Logs `/aws/lambda/<name>` with START/END/REPORT lines.
 """
 
@@ -34,9 +35,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from localcloud.deploy import Deployment, FunctionSpec, S3Source, SqsSource
-from localcloud.emulator import aws_client, local_environment
-from localcloud.zygote import process_alive, zygote_for
+from localcloud.config import aws_client, local_environment
+from localcloud.deploy import Deployment, FunctionSpec, SqsSource
+from localcloud.emulator.patches.lambda_hosting import ASYNC_QUEUE_ATTRIBUTES
+from localcloud.runtime.zygote import process_alive, zygote_for
 
 _log = logging.getLogger("localcloud.runtime")
 
@@ -386,12 +388,15 @@ class SqsEventSource(_Poller):
             self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=done[start:start + 10])
 
 
-class S3EventSource(_Poller):
-    """S3 notifications -> asynchronous invocations with retries and an on-failure destination."""
+class AsyncEventSource(_Poller):
+    """The function's async invocation queue (S3 events) -> invocations with retries and an on-failure destination."""
 
-    def __init__(self, deployment: Deployment, pool: FunctionPool, source: S3Source,
+    def __init__(self, deployment: Deployment, pool: FunctionPool,
                  retry_delays: tuple[float, ...] = ASYNC_RETRY_DELAYS):
-        super().__init__(f"s3-{pool.spec.logical_id}", deployment, pool, source.notification_queue_url)
+        settings = deployment.settings
+        sqs = aws_client("sqs", settings.endpoint, settings.region)
+        queue_url = sqs.create_queue(QueueName=pool.spec.async_queue, Attributes=ASYNC_QUEUE_ATTRIBUTES)["QueueUrl"]
+        super().__init__(f"async-{pool.spec.logical_id}", deployment, pool, queue_url)
         self.retry_delays = retry_delays
 
     def receive(self) -> list[dict[str, Any]]:
@@ -445,7 +450,8 @@ class LambdaRuntime:
         for spec in self.deployment.functions.values():
             pool = self.pools[spec.logical_id]
             self.sources += [SqsEventSource(self.deployment, pool, s) for s in spec.sqs_sources]
-            self.sources += [S3EventSource(self.deployment, pool, s) for s in spec.s3_sources]
+            if spec.async_queue:
+                self.sources.append(AsyncEventSource(self.deployment, pool))
         for source in self.sources:
             source.start()
         return self

@@ -7,7 +7,7 @@ no clients, no threads - and each execution environment is a fork of it that the
 Lambda's init does: take its own environment variables, import the handler's module, create its
 clients. The init duration reported is that part only.
 
-`python -m localcloud.zygote FD`: FD is this end of a socket pair; each request on it carries the
+`python -m localcloud.runtime.zygote FD`: FD is this end of a socket pair; each request on it carries the
 socket of a new environment, and the answer is the new process's id.
 """
 
@@ -38,7 +38,7 @@ class Zygote:
     def __init__(self, root: Path):
         ours, theirs = socket.socketpair()
         self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module  # nosec B603
-            [sys.executable, "-m", "localcloud.zygote", str(theirs.fileno())], pass_fds=[theirs.fileno()],
+            [sys.executable, "-m", "localcloud.runtime.zygote", str(theirs.fileno())], pass_fds=[theirs.fileno()],
             cwd=root, env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(root)},
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         theirs.close()
@@ -46,7 +46,7 @@ class Zygote:
         self._lock = threading.Lock()
 
     def fork(self, environment_socket: socket.socket) -> int:
-        """A new process serving the worker protocol (localcloud.worker) on `environment_socket`."""
+        """A new process serving the worker protocol (localcloud.runtime.worker) on `environment_socket`."""
         with self._lock:
             socket.send_fds(self._control, [b"f"], [environment_socket.fileno()])
             answer = b""
@@ -96,7 +96,7 @@ def _warm_default_session() -> None:
 
 
 def main() -> None:
-    from localcloud import worker
+    from localcloud.runtime import worker
 
     control = socket.socket(fileno=int(sys.argv[1]))
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the environments that end

@@ -1,18 +1,16 @@
-"""`python -m localcloud`: run welcome-pipeline on this laptop, no Docker needed."""
+"""The commands of `localcloud`; each takes the LocalCloud and its parsed arguments and returns the exit code."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import re
-import signal
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import boto3
 from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -21,12 +19,9 @@ from rich.table import Table
 from common.jobs import Job
 from common.redrive import REDRIVABLE
 from localcloud.cloud import LocalCloud, RunTimeout
-from localcloud.emulator import EmulatorError, aws_client, stop_background_emulator
-from localcloud.envvars import stack_env_vars
-from localcloud.runtime import Invocation
+from localcloud.deploy.events import write_events
+from localcloud.emulator.process import Answerer, stop_background_emulator
 from localcloud.samples import write_sample
-from localcloud.settings import CloudSettings, parse_overrides
-from localcloud.template import TemplateError
 
 COUNTER_COLUMNS = ("rows", "invalid", "duplicate", "sent", "bounced", "retried", "exhausted", "unknown")
 
@@ -59,7 +54,7 @@ def jobs_table(jobs: Sequence[Job], title: str = "Import jobs") -> Table:
     return table
 
 
-def _print_invocation(invocation: Invocation) -> None:
+def _print_invocation(invocation: Any) -> None:
     state = "[green]ok[/]" if invocation.ok else f"[red]{invocation.error.get('errorType')}[/]" \
         if invocation.error else "?"
     err.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {invocation.function} {invocation.request_id[:8]} "
@@ -69,12 +64,19 @@ def _print_invocation(invocation: Invocation) -> None:
 # -- commands ------------------------------------------------------------------------------
 def cmd_up(cloud: LocalCloud, args: argparse.Namespace) -> int:
     cloud.start(with_runtime=True, on_invocation=_print_invocation if args.verbose else None)
-    if cloud.runtime is None:
+    if cloud.hosts_functions and cloud.runtime is None:
         err.print("[red]another `localcloud up` already runs the functions for this endpoint[/]")
         return 1
     _print_deployment(cloud)
-    out.print(f"\nDrop a file: [b]aws s3 cp contacts.csv s3://{cloud.bucket}/incoming/ "
-              f"--endpoint-url {cloud.settings.endpoint}[/]  (or: python -m localcloud upload contacts.csv)")
+    _write_events(cloud)
+    endpoint = cloud.settings.endpoint
+    out.print(f"\nWith the standard tools: [b]export AWS_ENDPOINT_URL={endpoint}[/] (AWS CLI v2.13+, SAM CLI, "
+              "boto3; or pass --endpoint-url, or use awslocal), then")
+    out.print(f"  aws s3 cp contacts.csv s3://{cloud.bucket}/incoming/\n"
+              f"  sam logs -n SendEmailFunction --stack-name {cloud.settings.stack_name}")
+    if not cloud.hosts_functions:
+        out.print(f"{endpoint} is {cloud.answerer}: it runs the functions itself, so the local runtime stands aside.")
+        return 0
     out.print("Functions are running. Ctrl-C to stop (the emulator keeps its data until `localcloud stop`).")
     try:
         while True:
@@ -94,29 +96,55 @@ def _print_deployment(cloud: LocalCloud) -> None:
     for name, value in deployment.outputs.items():
         table.add_row(name, value)
     out.print(table)
-    if deployment.skipped:
-        out.print("[dim]not emulated: " + ", ".join(deployment.skipped) + "[/]")
+    if deployment.not_emulated:
+        out.print("[yellow]the emulator cannot create: " + ", ".join(deployment.not_emulated) + "[/]")
+    if cloud.answerer is Answerer.OTHER:
+        out.print(f"[yellow]warning: {cloud.settings.endpoint} is {cloud.answerer}; the pipeline is tested on the "
+                  "embedded local cloud and AWS[/]")
+
+
+def _write_events(cloud: LocalCloud) -> None:
+    if cloud.deployment is not None:
+        written = write_events(cloud.deployment, cloud.settings.root / "events")
+        out.print(f"[dim]wrote {len(written)} events for this stack to events/ "
+                  "(for `invoke -e` and `sam local invoke -e`)[/]")
 
 
 def cmd_deploy(cloud: LocalCloud, args: argparse.Namespace) -> int:
     cloud.start(with_runtime=False)
     _print_deployment(cloud)
+    _write_events(cloud)
+    return 0
+
+
+def cmd_events(cloud: LocalCloud, args: argparse.Namespace) -> int:
+    cloud.connect()
+    for path in write_events(cloud._deployed, args.directory):
+        out.print(f"wrote {path}")
+    return 0
+
+
+def _missing(files: list[Path]) -> int:
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing:
+        err.print(f"[red]localcloud: no such file: {', '.join(missing)}[/]")
+        return 2
     return 0
 
 
 def cmd_upload(cloud: LocalCloud, args: argparse.Namespace) -> int:
-    cloud.start(with_runtime=False)
+    if _missing(args.files):
+        return 2
+    cloud.connect()
     for uploaded in cloud.upload(args.files):
         out.print(f"uploaded s3://{cloud.bucket}/{uploaded.key}  job {uploaded.job_id}")
-    if not cloud.runtime_running_elsewhere():
+    if cloud.hosts_functions and not cloud.runtime_running_elsewhere():
         out.print("[yellow]no `localcloud up` is running: the file is processed when one starts[/]")
     return 0
 
 
 def cmd_run(cloud: LocalCloud, args: argparse.Namespace) -> int:
-    missing = [str(p) for p in args.files if not p.is_file()]
-    if missing:
-        err.print(f"[red]no such file: {', '.join(missing)}[/]")
+    if _missing(args.files):
         return 2
     started = time.monotonic()
     cloud.start(with_runtime=True)
@@ -138,8 +166,8 @@ def cmd_run(cloud: LocalCloud, args: argparse.Namespace) -> int:
                           "elapsed_seconds": round(elapsed, 2)}, indent=2))
     else:
         out.print(jobs_table(jobs, title=f"Settled in {elapsed:.1f} s"))
-        out.print("Inspect: [b]python -m localcloud outbox[/], [b]python -m localcloud dlq[/], "
-                  "[b]python -m localcloud logs SendEmailFunction[/]")
+        out.print("Inspect: [b]localcloud outbox[/], [b]localcloud dlq[/], [b]localcloud contact EMAIL[/], "
+                  "[b]localcloud logs SendEmailFunction[/]")
     return 0 if all(j.status.value == "SUCCEEDED" for j in jobs) else 1
 
 
@@ -157,9 +185,27 @@ def _wait_with_progress(cloud: LocalCloud, uploaded: list, timeout: float) -> li
         return cloud.wait(uploaded, timeout=timeout, on_progress=show)
 
 
+def read_event(source: str | None) -> Any:
+    """`-e FILE`, `-e -` (standard input, as sam local invoke reads it), or none: an empty event."""
+    if source is None:
+        return {}
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ValueError(f"cannot read the event file {source}: {error.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"the event {'on standard input' if source == '-' else source} is not JSON: {error}") from None
+
+
 def cmd_invoke(cloud: LocalCloud, args: argparse.Namespace) -> int:
-    event = json.loads(args.event.read_text(encoding="utf-8")) if args.event else {}
+    event = read_event(args.event)
     cloud.start(with_runtime=False)
+    if not cloud.hosts_functions:
+        err.print(f"[red]{cloud.settings.endpoint} runs the functions itself: use `aws lambda invoke` or "
+                  "`sam local invoke` there[/]")
+        return 2
     invocation = cloud.invoke(args.function, event)
     sys.stderr.write(invocation.log)
     err.print(f"[dim]REPORT RequestId: {invocation.request_id} Duration: {invocation.duration_ms:.2f} ms "
@@ -187,7 +233,7 @@ def log_line_matches(message: str, job: str | None, level: str | None) -> bool:
 
 
 def cmd_logs(cloud: LocalCloud, args: argparse.Namespace) -> int:
-    cloud.start(with_runtime=False)
+    cloud.connect()
     since = _since_ms(args.since)
     seen: set[str] = set()
     while True:
@@ -205,7 +251,7 @@ def cmd_logs(cloud: LocalCloud, args: argparse.Namespace) -> int:
 
 
 def cmd_dlq(cloud: LocalCloud, args: argparse.Namespace) -> int:
-    cloud.start(with_runtime=False)
+    cloud.connect()
     if args.action == "redrive":
         if args.reason not in REDRIVABLE:
             err.print(f"[red]only {' and '.join(REDRIVABLE)} letters can be redriven: bounced addresses are "
@@ -239,7 +285,7 @@ def cmd_dlq(cloud: LocalCloud, args: argparse.Namespace) -> int:
 
 
 def cmd_outbox(cloud: LocalCloud, args: argparse.Namespace) -> int:
-    cloud.start(with_runtime=False)
+    cloud.connect()
     entries = cloud.outbox()
     if args.json:
         print(json.dumps([{"to": e.to, "attempt": e.attempt, "outcome": e.outcome.value,
@@ -270,7 +316,7 @@ def _selected_jobs(cloud: LocalCloud, selector: str | None) -> list[Job]:
 
 
 def cmd_status(cloud: LocalCloud, args: argparse.Namespace) -> int:
-    cloud.start(with_runtime=False)
+    cloud.connect()
     jobs = _selected_jobs(cloud, args.job)
     if args.watch and not args.json:
         with Live(jobs_table(jobs), console=out, refresh_per_second=4) as live:
@@ -313,8 +359,8 @@ def emf_totals(messages: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def cmd_metrics(cloud: LocalCloud, args: argparse.Namespace) -> int:
-    cloud.start(with_runtime=False)
-    messages = [e["message"] for f in cloud.deployment.functions for e in cloud.log_events(f)]
+    cloud.connect()
+    messages = [e["message"] for f in cloud._deployed.functions for e in cloud.log_events(f)]
     totals = emf_totals(messages)
     if args.json:
         print(json.dumps(totals, indent=2))
@@ -336,114 +382,39 @@ def cmd_sample(cloud: LocalCloud, args: argparse.Namespace) -> int:
 
 
 def cmd_env_vars(cloud: LocalCloud, args: argparse.Namespace) -> int:
-    """JSON for `sam local invoke --env-vars`: each function's environment as deployed."""
-    if args.from_stack:
-        cloudformation = (boto3.client("cloudformation", region_name=cloud.settings.region)
-                          if cloud.settings.endpoint == "aws"
-                          else aws_client("cloudformation", cloud.settings.endpoint, cloud.settings.region))
-        variables = stack_env_vars(cloud.settings, cloudformation, args.function_endpoint)
-    else:
-        cloud.start(with_runtime=False)
-        variables = {spec.logical_id: {**spec.environment, "AWS_ENDPOINT_URL": args.function_endpoint}
-                     for spec in cloud.deployment.functions.values()}
+    """JSON for `sam local invoke --env-vars`: each function's environment as the stack's Lambda reports it."""
+    cloud.connect()
+    variables = {spec.logical_id: {**spec.environment, **({"AWS_ENDPOINT_URL": args.function_endpoint}
+                                                           if args.function_endpoint else {})}
+                 for spec in cloud._deployed.functions.values()}
     print(json.dumps(variables, indent=2))
+    return 0
+
+
+def cmd_contact(cloud: LocalCloud, args: argparse.Namespace) -> int:
+    """The ledger's item for one address: did this person get their email?"""
+    cloud.connect()
+    entry = cloud.contact(args.email)
+    if entry is None:
+        if args.json:
+            print(json.dumps({"email": args.email, "found": False}))
+        else:
+            out.print(f"{args.email}: not in the ledger (never claimed: not imported yet, or its row was invalid)")
+        return 1
+    fields = {"email": entry.email, "state": entry.state.value, "attempt": entry.attempt,
+              "provider_message_id": entry.provider_message_id, "file": entry.source_key, "row": entry.row,
+              "job": entry.job_id, "detail": entry.detail}
+    if args.json:
+        print(json.dumps({**fields, "found": True}, indent=2, ensure_ascii=False))
+        return 0
+    table = Table(title=f"Ledger: {entry.email}", show_header=False)
+    for name, value in fields.items():
+        table.add_row(name, str(value))
+    out.print(table)
     return 0
 
 
 def cmd_stop(cloud: LocalCloud, args: argparse.Namespace) -> int:
     stopped = stop_background_emulator(cloud.settings.state_dir)
-    out.print("stopped the background moto server" if stopped else "no background moto server was running")
+    out.print("stopped the background emulator" if stopped else "no background emulator was running")
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="localcloud", description=__doc__)
-    parser.add_argument("--endpoint", help="AWS endpoint (default: $LOCALCLOUD_ENDPOINT or http://127.0.0.1:4566)")
-    parser.add_argument("--parameter-overrides", default="",
-                        help="template parameters, as `sam deploy` takes them: Key=Value ...")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    up = commands.add_parser("up", help="emulator + deploy + runtime, in the foreground until Ctrl-C")
-    up.add_argument("-v", "--verbose", action="store_true", help="print a line per invocation")
-    up.set_defaults(handler=cmd_up)
-    commands.add_parser("deploy", help="create the template's resources on the endpoint").set_defaults(
-        handler=cmd_deploy)
-    upload = commands.add_parser("upload", help="upload files into incoming/ (the running runtime processes them)")
-    upload.add_argument("files", nargs="+", type=Path)
-    upload.set_defaults(handler=cmd_upload)
-    run = commands.add_parser("run", help="upload files, wait until every row is settled, print the summary")
-    run.add_argument("files", nargs="+", type=Path)
-    run.add_argument("--json", action="store_true", help="print one JSON object with the jobs")
-    run.add_argument("--timeout", type=float, default=900, help="seconds to wait for the jobs to settle")
-    run.set_defaults(handler=cmd_run)
-    invoke = commands.add_parser("invoke", help="invoke a function once with an event (like `sam local invoke`)")
-    invoke.add_argument("function", help="logical id (ParseCsvFunction) or function name")
-    invoke.add_argument("-e", "--event", type=Path, help="JSON event file, e.g. events/s3_put.json")
-    invoke.set_defaults(handler=cmd_invoke)
-    logs = commands.add_parser("logs", help="a function's CloudWatch logs")
-    logs.add_argument("function")
-    logs.add_argument("--filter", help="only lines containing this text")
-    logs.add_argument("--since", help="e.g. 10m, 2h")
-    logs.add_argument("--job", help="only JSON lines of this job (its id, or part of it)")
-    logs.add_argument("--level", type=str.upper, choices=list(LEVELS), help="only JSON lines at this level or above")
-    logs.add_argument("-f", "--follow", action="store_true")
-    logs.set_defaults(handler=cmd_logs)
-    dlq = commands.add_parser("dlq", help="the dead-letter queue, read without consuming it (or redriven)")
-    dlq.add_argument("action", nargs="?", choices=["show", "redrive"], default="show")
-    dlq.add_argument("--reason", help=f"with redrive: {' or '.join(REDRIVABLE)}")
-    dlq.add_argument("--json", action="store_true")
-    dlq.add_argument("--parse-failures", action="store_true", help="the parse function's on-failure queue instead")
-    dlq.set_defaults(handler=cmd_dlq)
-    outbox = commands.add_parser("outbox", help="every send attempt the provider received "
-                                                      "(the emulator's SES with EMAIL_PROVIDER=ses)")
-    outbox.add_argument("--json", action="store_true")
-    outbox.add_argument("--last", type=int, default=0, help="only the last N attempts")
-    outbox.set_defaults(handler=cmd_outbox)
-    status = commands.add_parser("status", help="import jobs and their counters")
-    status.add_argument("job", nargs="?", help="a job id, or part of a file's key")
-    status.add_argument("--json", action="store_true")
-    status.add_argument("-w", "--watch", action="store_true", help="live table until the jobs are settled")
-    status.set_defaults(handler=cmd_status)
-    metrics = commands.add_parser("metrics", help="sums of the EMF metrics found in the functions' logs")
-    metrics.add_argument("--json", action="store_true")
-    metrics.set_defaults(handler=cmd_metrics)
-    sample = commands.add_parser("sample", help="write a sample contacts file in the seed's format")
-    sample.add_argument("path", type=Path)
-    sample.add_argument("--rows", type=int, default=1000)
-    sample.add_argument("--start", type=int, default=0, help="first contact number (overlapping ranges share contacts)")
-    sample.add_argument("--seed", type=int, default=7)
-    sample.add_argument("--invalid-every", type=int, default=0, help="make every Nth line malformed")
-    sample.set_defaults(handler=cmd_sample)
-    env_vars = commands.add_parser("env-vars", help="JSON for `sam local invoke --env-vars`: each function's "
-                                   "environment as deployed (here, or with --from-stack on LocalStack/AWS)")
-    env_vars.add_argument("--from-stack", action="store_true",
-                          help="read the stack from CloudFormation at --endpoint (LocalStack; `--endpoint aws`: AWS)")
-    env_vars.add_argument("--function-endpoint", default="http://host.docker.internal:4566",
-                          help="AWS_ENDPOINT_URL as seen from sam's container ('' for none, e.g. real AWS)")
-    env_vars.set_defaults(handler=cmd_env_vars)
-    commands.add_parser("stop", help="stop the background moto server").set_defaults(handler=cmd_stop)
-    return parser
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops `up` and `run` as cleanly as Ctrl-C
-    try:
-        settings = CloudSettings.load(endpoint=args.endpoint, overrides=parse_overrides(args.parameter_overrides))
-        cloud = LocalCloud(settings)
-        try:
-            return args.handler(cloud, args)
-        finally:
-            cloud.close()
-    except (TemplateError, EmulatorError, ValueError, KeyError) as error:
-        err.print(f"[red]localcloud: {error}[/]")
-        return 2
-    except BrokenPipeError:  # `localcloud logs ... | head`
-        sys.stderr.close()
-        return 0
-    except KeyboardInterrupt:
-        return 130

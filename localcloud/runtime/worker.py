@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from localcloud.faults import FaultInjector
+from localcloud.runtime.faults import FaultInjector
 
 
 class _Capture(io.TextIOBase):
@@ -70,7 +70,7 @@ class _RequestCounter:
     def install(self, faults: FaultInjector) -> None:
         import boto3
 
-        if boto3.DEFAULT_SESSION is None:  # a fork of localcloud.zygote has one, with its models loaded
+        if boto3.DEFAULT_SESSION is None:  # a fork of localcloud.runtime.zygote has one, with its models loaded
             boto3.setup_default_session()
         events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
         events.register("before-call.*.*", self._count)
@@ -150,7 +150,7 @@ def run(fd: int) -> None:
 
 
 def main() -> None:
-    """`python -m localcloud.worker FD` (environments are usually forks of localcloud.zygote instead)."""
+    """`python -m localcloud.runtime.worker FD` (environments are usually forks of the zygote instead)."""
     run(int(sys.argv[1]))
 
 

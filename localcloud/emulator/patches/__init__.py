@@ -1,0 +1,39 @@
+"""Every change the emulator makes to moto, applied in one place and only to the moto they were written for.
+
+- `moto_internals`: atomic DynamoDB transactions, SQS deletes under the queue's lock, long polls that
+  end when a delayed message matures, and the costs profiling found (see its docstring);
+- `motofast`: compiled fast paths for plain DynamoDB conditions and updates (parity-tested);
+- `lambda_hosting`: the stack's functions run in the local runtime, not in moto's Docker Lambda;
+- `localcloud.emulator.cloudformation`: the resource types moto's CloudFormation lacks.
+
+Each rebinds moto internals, so a moto other than `MOTO_VERSION` is refused rather than half-patched.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+MOTO_VERSION = "5.2.5"
+
+
+class UnsupportedMoto(RuntimeError):
+    pass
+
+
+def check_moto_version() -> None:
+    installed = version("moto")
+    if installed != MOTO_VERSION:
+        raise UnsupportedMoto(f"the local cloud's emulator patches were written for moto {MOTO_VERSION}, and moto "
+                              f"{installed} is installed; install moto[server]=={MOTO_VERSION} "
+                              "(requirements-dev.txt), or re-check each patch against the new version")
+
+
+def apply() -> None:
+    """Patch moto in this process: the emulator's server, or mock_aws in tests."""
+    check_moto_version()
+    from localcloud.emulator import cloudformation
+    from localcloud.emulator.patches import lambda_hosting, moto_internals
+
+    moto_internals.apply()
+    lambda_hosting.apply()
+    cloudformation.register()

@@ -1,0 +1,128 @@
+"""The emulator as a process: what answers at an endpoint, and starting or stopping ours."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess  # starts our own interpreter  # nosec B404
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from urllib.parse import urlparse
+
+from localcloud.emulator.server import HEALTH_PATH, SERVICE_NAME
+
+
+class EmulatorError(RuntimeError):
+    pass
+
+
+class Answerer(StrEnum):
+    """Who answers at an endpoint; only ours runs the pipeline's functions and has moto's bugs fixed."""
+
+    NOTHING = "nothing"
+    LOCALCLOUD = "the embedded local cloud"
+    LOCALSTACK = "a LocalStack"
+    PLAIN_MOTO = "a plain moto server"
+    OTHER = "an endpoint that is neither the local cloud, LocalStack nor moto"
+
+
+PLAIN_MOTO_REFUSAL = (
+    "a plain moto server cannot run this pipeline correctly: its DynamoDB transactions roll back concurrent "
+    "writes and concurrent SQS deletes bring messages back (a 981-row run hung at 2.5 GB), and its Lambda needs "
+    "Docker. Stop it and run `localcloud up` on that port, which starts moto with those fixed "
+    "(see docs/local-cloud.md)")
+
+
+def _get(url: str, timeout: float) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - a local endpoint the user chose  # nosec B310
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, b""
+
+
+def identify(endpoint: str, timeout: float = 1.0) -> Answerer:
+    base = endpoint.rstrip("/")
+    try:
+        status, body = _get(base + HEALTH_PATH, timeout)
+        if status == 200 and SERVICE_NAME in body.decode(errors="replace"):
+            return Answerer.LOCALCLOUD
+        if _get(base + "/_localstack/health", timeout)[0] == 200:
+            return Answerer.LOCALSTACK
+        if _get(base + "/moto-api/", timeout)[0] == 200:
+            return Answerer.PLAIN_MOTO
+    except (urllib.error.URLError, OSError):
+        return Answerer.NOTHING
+    return Answerer.OTHER
+
+
+def health(endpoint: str) -> dict:
+    return json.loads(_get(endpoint.rstrip("/") + HEALTH_PATH, 2.0)[1] or b"{}")
+
+
+@dataclass
+class Emulator:
+    endpoint: str
+    process: subprocess.Popen | None = None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def start_emulator(endpoint: str, log_path: Path, detached: bool) -> Emulator:
+    """Our moto server on the endpoint's port (this machine only), once it answers."""
+    parsed = urlparse(endpoint)
+    if parsed.hostname not in ("127.0.0.1", "localhost"):
+        raise EmulatorError(f"nothing answers at {endpoint}, and the emulator can only be started on this machine "
+                            "(127.0.0.1)")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module  # nosec B603
+            [sys.executable, "-m", "localcloud.emulator.server", "-H", "127.0.0.1", "-p", str(parsed.port or 80)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detached)
+    deadline = time.monotonic() + 30
+    while identify(endpoint, timeout=0.5) is not Answerer.LOCALCLOUD:
+        if process.poll() is not None:
+            raise EmulatorError(f"the emulator exited with {process.returncode}: "
+                                + _last_line(log_path) + f" (log: {log_path})")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise EmulatorError(f"the emulator did not answer at {endpoint} within 30 s; see {log_path}")
+        time.sleep(0.1)
+    return Emulator(endpoint=endpoint, process=process)
+
+
+def _last_line(path: Path) -> str:
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def start_background_emulator(endpoint: str, state_dir: Path) -> Emulator:
+    """Started once for this and later commands; `localcloud stop` ends it."""
+    emulator = start_emulator(endpoint, state_dir / "emulator.log", detached=True)
+    (state_dir / "emulator.pid").write_text(str(emulator.process.pid) if emulator.process else "")
+    return emulator
+
+
+def stop_background_emulator(state_dir: Path) -> bool:
+    pid_file = state_dir / "emulator.pid"
+    if not pid_file.exists():
+        return False
+    try:
+        os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        stopped = True
+    except (ValueError, ProcessLookupError):
+        stopped = False
+    pid_file.unlink(missing_ok=True)
+    return stopped

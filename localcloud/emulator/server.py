@@ -1,0 +1,71 @@
+"""`python -m localcloud.emulator.server -H HOST -p PORT`: moto's server, patched, with the local cloud's own routes.
+
+Beside the AWS APIs it answers, under `/_localcloud/` (as LocalStack keeps its own under `/_localstack/`):
+- `GET /_localcloud/health`: who answers here (so the CLI can tell this emulator from a plain moto);
+- `GET /_localcloud/ses/messages`: the messages moto's SES accepted (SES has no API to list them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable, Iterable
+from importlib.metadata import version
+from typing import Any
+
+HEALTH_PATH = "/_localcloud/health"
+SES_MESSAGES_PATH = "/_localcloud/ses/messages"
+SERVICE_NAME = "welcome-pipeline localcloud"
+
+
+def _ses_messages() -> list[dict[str, Any]]:
+    from moto.ses.models import ses_backends
+
+    return [{"id": m.id, "source": m.source, "destinations": m.destinations, "subject": m.subject, "body": m.body}
+            for _, regions in ses_backends.items() for _, backend in regions.items()
+            for m in backend.sent_messages if hasattr(m, "subject")]
+
+
+def with_local_routes(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == HEALTH_PATH:
+            from moto.cloudformation.parsing import get_model_map
+
+            body: Any = {"service": SERVICE_NAME, "moto": version("moto"),
+                         "cloudformation_types": sorted(get_model_map())}
+        elif path == SES_MESSAGES_PATH:
+            body = {"messages": _ses_messages()}
+        else:
+            return app(environ, start_response)
+        payload = json.dumps(body).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+        return [payload]
+
+    return serve
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=4566)
+    args = parser.parse_args(argv)
+
+    from localcloud.emulator.patches import apply
+
+    apply()
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import run_simple
+
+    # One log line per request cost an eighth of the server's time under load; warnings and errors stay.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    run_simple(args.host, args.port, with_local_routes(DomainDispatcherApplication(create_backend_app)),
+               threaded=True, use_reloader=False, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__":
+    main()
