@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "functions"))
-
 from common.jobs import Checkpoint, ImportState, ParseTally, Upload
 from common.parsing import Importer, OpenedObject
 

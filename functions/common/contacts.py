@@ -8,21 +8,12 @@ from __future__ import annotations
 
 import csv
 import functools
-import importlib
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
-
-# A file's addresses share a handful of domains, and checking a domain (IDNA, special-use names)
-# is most of email-validator's work. Its domain check is a pure function of its arguments, so
-# remembering it changes no verdict; invalid domains raise and are not remembered.
-_validator_module = importlib.import_module("email_validator.validate_email")  # the module, not the function
-if not hasattr(_validator_module.validate_email_domain_name, "cache_info"):
-    _validator_module.validate_email_domain_name = functools.lru_cache(maxsize=4096)(
-        _validator_module.validate_email_domain_name)
 
 # Nearly every address is plain: dot-separated atoms of letters (of any script, in NFC), digits,
 # `_ + -` before the @; ASCII letter-digit-hyphen labels and a letters-only top-level label after
@@ -84,6 +75,12 @@ def normalise_email(raw: str) -> str:
         raise InvalidEmail("missing email")
     if (plain := _plain_email(value)) is not None:
         return plain
+    return _validated(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _validated(value: str) -> str:
+    """email-validator's verdict through its public API (a pure function of the address: safe to remember)."""
     try:
         checked = validate_email(value, check_deliverability=False)
     except EmailNotValidError as error:
