@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from common.jobs import Checkpoint, ImportState, ParseTally, Upload
-from common.parsing import Importer, OpenedObject
+from common.domain.jobs import Checkpoint, ImportState, ParseTally, Upload
+from common.domain.parsing import Importer, OpenedObject
 
 
 class NullJobs:

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from common.adapters.simulated import SimulatedProvider
 from common.config import SimulatedProviderSettings
-from common.pacing import peak_per_second
-from common.provider import SimulatedProvider
+from common.domain.pacing import peak_per_second
 from localcloud.cloud import LocalCloud
 from localcloud.config import CloudSettings, parse_overrides
 from localcloud.emulator.process import start_emulator

@@ -17,11 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.jobs import DynamoJobs, Job, Upload
-from common.ledger import DynamoLedger, LedgerEntry
-from common.provider import DynamoOutbox, OutboxEntry, Outcome
-from common.queue import ContactsQueue
-from common.redrive import redrive_letter
+from common.adapters.dynamo_jobs import DynamoJobs
+from common.adapters.dynamo_ledger import DynamoLedger
+from common.adapters.dynamo_outbox import DynamoOutbox
+from common.adapters.sqs import ContactsQueue
+from common.domain.jobs import Job, Upload
+from common.domain.ledger import LedgerEntry
+from common.domain.provider import OutboxEntry, Outcome
+from common.domain.redrive import redrive_letter
 from localcloud.config import CloudSettings
 from localcloud.deploy import Deployment, StackNotFound, deploy, read_stack
 from localcloud.emulator.process import (
@@ -262,7 +265,7 @@ class LocalCloud:
                 for m in messages]
 
     def contact(self, email: str) -> LedgerEntry | None:
-        from common.contacts import normalise_email
+        from common.domain.contacts import normalise_email
 
         return self._ledger().entry(normalise_email(email))
 

@@ -1,17 +1,26 @@
-"""Builds the send side's ports from validated settings: the one place adapters are chosen."""
+"""Builds each handler's ports from validated settings: the one place adapters are chosen."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
-from common.config import ConfigError, SendSettings
-from common.ledger import DynamoLedger
-from common.pacing import DynamoSendSlots, SendPacer
-from common.provider import DynamoOutbox, EmailProvider, SimulatedProvider
-from common.queue import ContactsQueue, DeadLetterQueue
-from common.sending import RetryPolicy, SendPorts
-from common.ses import SesProvider
-from common.waves import in_waves
+from common.adapters.dynamo_jobs import DynamoJobs
+from common.adapters.dynamo_ledger import DynamoLedger
+from common.adapters.dynamo_outbox import DynamoOutbox
+from common.adapters.dynamo_send_slots import DynamoSendSlots
+from common.adapters.s3 import S3Uploads
+from common.adapters.ses import SesProvider
+from common.adapters.simulated import SimulatedProvider
+from common.adapters.sqs import ContactsQueue, DeadLetterQueue, ParseContinuations
+from common.config import ConfigError, FeedbackSettings, ParseSettings, SendSettings
+from common.domain.contacts import InvalidRow
+from common.domain.pacing import SendPacer
+from common.domain.parsing import Importer
+from common.domain.sending import RetryPolicy, SendPorts
+from common.domain.waves import in_waves
+from common.ports import DeadLetters, EmailProvider, FeedbackLedger
 
 # Sends that finish within this long of the first settle together; the rest when all are done (waves.py).
 FIRST_WAVE_SECONDS = 0.5
@@ -39,3 +48,20 @@ def send_ports(settings: SendSettings) -> SendPorts:
 def retry_policy(settings: SendSettings) -> RetryPolicy:
     return RetryPolicy(max_attempts=settings.max_attempts, base_delay_seconds=settings.retry_base_delay_seconds,
                        max_delay_seconds=settings.retry_max_delay_seconds)
+
+
+def importer(settings: ParseSettings, on_invalid: Callable[[InvalidRow], None]) -> Importer:
+    return Importer(jobs=DynamoJobs(settings.jobs_table), queue=ContactsQueue(settings.contacts_queue_url),
+                    uploads=S3Uploads(settings.processed_objects),
+                    continuations=ParseContinuations(settings.continuations_queue_url), on_invalid=on_invalid)
+
+
+@dataclass(frozen=True)
+class FeedbackPorts:
+    ledger: FeedbackLedger
+    dead_letters: DeadLetters
+
+
+def feedback_ports(settings: FeedbackSettings) -> FeedbackPorts:
+    return FeedbackPorts(ledger=DynamoLedger(settings.contacts_table, settings.jobs_table),
+                         dead_letters=DeadLetterQueue(settings.dead_letter_queue_url))

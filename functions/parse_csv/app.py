@@ -13,12 +13,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import S3Event, SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from common import wiring
 from common.config import ParseSettings
-from common.contacts import InvalidRow
-from common.jobs import DynamoJobs, Upload
-from common.parsing import Importer, ImportResult, ObjectGone
-from common.queue import ContactsQueue, ContinuationRequest, ParseContinuations
-from common.uploads import S3Uploads
+from common.domain.contacts import InvalidRow
+from common.domain.jobs import Upload
+from common.domain.messages import ContinuationRequest
+from common.domain.parsing import ImportResult, ObjectGone
 
 # A segment stops reading when this share of the invocation's time is left (at least a second, at
 # most a minute): enough to enqueue the last batches, write the checkpoint or the rejects file, and
@@ -37,10 +37,7 @@ def log_invalid_row(row: InvalidRow) -> None:
     logger.warning("invalid row", extra={"row": row.row, "reason": row.reason})
 
 
-importer = Importer(jobs=DynamoJobs(settings.jobs_table), queue=ContactsQueue(settings.contacts_queue_url),
-                    uploads=S3Uploads(settings.processed_objects),
-                    continuations=ParseContinuations(settings.continuations_queue_url),
-                    on_invalid=log_invalid_row)
+importer = wiring.importer(settings, on_invalid=log_invalid_row)
 
 
 def deadline_near(context: LambdaContext):

@@ -12,19 +12,17 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from common import wiring
 from common.config import FeedbackSettings
-from common.feedback import MalformedFeedback, apply_feedback, read_ses_event
-from common.ledger import DynamoLedger
-from common.queue import DeadLetterQueue
-from common.sending import contact_hash
+from common.domain.feedback import MalformedFeedback, apply_feedback, read_ses_event
+from common.domain.sending import contact_hash
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 settings = FeedbackSettings.from_env()
-ledger = DynamoLedger(settings.contacts_table, settings.jobs_table)
-dead_letters = DeadLetterQueue(settings.dead_letter_queue_url)
+ports = wiring.feedback_ports(settings)
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -34,7 +32,7 @@ def record_handler(record: SQSRecord) -> None:
         logger.error("unreadable SES event", extra={"reason": str(error), "message_id": record.message_id})
         metrics.add_metric(name="FeedbackUnreadable", unit=MetricUnit.Count, value=1)
         return
-    for result in apply_feedback(feedbacks, ledger, dead_letters):
+    for result in apply_feedback(feedbacks, ports.ledger, ports.dead_letters):
         feedback = result.feedback
         outcome = result.move.value if result.move else "soft_bounce_ignored"
         logger.info(f"{feedback.kind.value.lower()} {outcome}", extra={

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError, NoCredentialsError
 
-from common.contacts import InvalidEmail
-from common.redrive import REDRIVABLE
+from common.domain.contacts import InvalidEmail
+from common.domain.redrive import REDRIVABLE
 from localcloud.cli import commands
 from localcloud.cli.commands import LEVELS
 from localcloud.cloud import LocalCloud, NotImported, NotReady

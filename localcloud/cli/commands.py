@@ -16,8 +16,8 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from common.jobs import Job
-from common.redrive import REDRIVABLE
+from common.domain.jobs import Job
+from common.domain.redrive import REDRIVABLE
 from localcloud.cloud import LocalCloud, RunTimeout
 from localcloud.deploy.events import write_events
 from localcloud.emulator.process import Answerer, stop_background_emulator

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
-from common.messages import ContactBatch, Delivery
+from common.domain.messages import ContactBatch, Delivery
 from localcloud.deploy.stack import Deployment
 
 SAMPLE_KEY = "incoming/sample contacts.csv"  # `localcloud upload "events/sample contacts.csv"` puts it here

@@ -142,7 +142,7 @@ def test_an_event_whose_object_is_already_gone_imports_nothing_and_fails_nothing
 
 
 def test_a_batch_the_redrive_policy_moved_is_shown_with_a_reason(cloud):
-    from common.messages import ContactBatch, Delivery
+    from common.domain.messages import ContactBatch, Delivery
 
     body = ContactBatch("job", "incoming/x.csv", (Delivery("a@example.com", "A", 1),)).encode()
     cloud.client("sqs").send_message(QueueUrl=cloud.deployment.output("DeadLetterQueueUrl"), MessageBody=body)

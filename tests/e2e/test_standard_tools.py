@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from common.jobs import Upload
+from common.domain.jobs import Upload
 from localcloud.cloud import Uploaded
 from localcloud.samples import write_sample
 

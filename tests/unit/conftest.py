@@ -10,8 +10,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from common.adapters.simulated import SimulatedProvider
 from common.config import SimulatedProviderSettings
-from common.provider import EmailRequest, OutboxEntry, SendResult, SimulatedProvider, TransientProviderError
+from common.domain.provider import EmailRequest, OutboxEntry, SendResult, TransientProviderError
 from localcloud.config import CloudSettings
 from localcloud.deploy import Deployment, deploy
 
@@ -97,7 +98,7 @@ class MemoryQueue:
         self.returned_soon.append(receipt_handle)
 
     def send(self, batches) -> int:
-        from common.queue import DelayedRetry
+        from common.domain.messages import DelayedRetry
 
         batches = list(batches)
         self.retries += [DelayedRetry(batch=b, delay_seconds=0) for b in batches]
@@ -124,7 +125,7 @@ class MemoryUploads:
         self.objects[key] = data.encode() if isinstance(data, str) else data
 
     def open(self, upload, offset: int = 0, if_match: str = ""):
-        from common.parsing import ObjectGone, OpenedObject
+        from common.domain.parsing import ObjectGone, OpenedObject
 
         if upload.key not in self.objects:
             raise ObjectGone(f"{upload.key} no longer exists")

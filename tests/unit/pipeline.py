@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 
 import boto3
 
-from common.jobs import DynamoJobs, Job, Upload
-from common.ledger import DynamoLedger
-from common.parsing import Importer
-from common.sending import BatchReport, RetryPolicy, SendPorts, deliver_message
+from common.adapters.dynamo_jobs import DynamoJobs
+from common.adapters.dynamo_ledger import DynamoLedger
+from common.domain.jobs import Job, Upload
+from common.domain.parsing import Importer
+from common.domain.sending import BatchReport, RetryPolicy, SendPorts, deliver_message
 from localcloud.deploy import Deployment
 from tests.unit.conftest import (
     FaultyProvider,

@@ -82,7 +82,7 @@ def test_a_key_with_spaces_and_unicode_arrives_url_encoded_and_is_read(aws, monk
 
 
 def test_names_are_sanitised_in_the_message_and_escaped_in_html(aws, monkeypatch):
-    from common.welcome import render_welcome
+    from common.domain.welcome import render_welcome
 
     import_file(aws, monkeypatch, "incoming/names.csv", (CORPUS / "names.csv").read_bytes())
     messages = boto3.client("sqs").receive_message(QueueUrl=aws.outputs["ContactsQueueUrl"])["Messages"]

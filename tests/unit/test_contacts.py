@@ -8,7 +8,7 @@ from email_validator import validate_email
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common.contacts import (
+from common.domain.contacts import (
     Contact,
     DuplicateRow,
     InvalidEmail,
@@ -92,7 +92,7 @@ def test_an_empty_name_is_kept_and_greeted_generically():
 
 
 def test_rejected_cells_that_a_spreadsheet_would_run_are_written_as_text():
-    from common.uploads import spreadsheet_safe
+    from common.adapters.s3 import spreadsheet_safe
 
     assert spreadsheet_safe("=cmd|' /C calc'!A0") == "'=cmd|' /C calc'!A0"
     assert spreadsheet_safe("@SUM(1)") == "'@SUM(1)"

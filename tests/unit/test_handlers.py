@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from common.config import ConfigError, SendSettings
-from common.messages import ContactBatch
+from common.domain.messages import ContactBatch
 from localcloud.deploy.events import stack_events
 from tests.unit.conftest import FaultyProvider, MemoryOutbox, MemoryQueue
 

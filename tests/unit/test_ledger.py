@@ -3,8 +3,10 @@
 import boto3
 import pytest
 
-from common.jobs import DynamoJobs, JobStatus, ParseTally, Upload
-from common.ledger import Claim, Counter, DuplicateMark, DynamoLedger, Move, State
+from common.adapters.dynamo_jobs import DynamoJobs
+from common.adapters.dynamo_ledger import DynamoLedger
+from common.domain.jobs import JobStatus, ParseTally, Upload
+from common.domain.ledger import Claim, Counter, DuplicateMark, Move, State
 
 
 @pytest.fixture

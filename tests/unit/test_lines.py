@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from common.lines import PositionedLines
+from common.domain.lines import PositionedLines
 
 
 def read_from(data: bytes, start: int) -> list[str]:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from common.messages import ContactBatch, Delivery, MalformedMessage, claim_token, pack_batches
+from common.domain.messages import ContactBatch, Delivery, MalformedMessage, claim_token, pack_batches
 
 
 def deliveries(n: int, name: str = "Ann") -> list[Delivery]:

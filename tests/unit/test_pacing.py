@@ -6,7 +6,8 @@ import threading
 
 import boto3
 
-from common.pacing import DynamoSendSlots, SendPacer, peak_per_second
+from common.adapters.dynamo_send_slots import DynamoSendSlots
+from common.domain.pacing import SendPacer, peak_per_second
 
 
 class MemorySlots:

@@ -4,9 +4,10 @@ and a file too big for one invocation read in segments that neither skip nor rep
 import boto3
 import pytest
 
-from common.jobs import DynamoJobs, JobStatus, Upload
-from common.messages import MAX_CONTACTS_PER_MESSAGE, claim_token
-from common.parsing import ROWS_BETWEEN_DEADLINE_CHECKS, Importer
+from common.adapters.dynamo_jobs import DynamoJobs
+from common.domain.jobs import JobStatus, Upload
+from common.domain.messages import MAX_CONTACTS_PER_MESSAGE, claim_token
+from common.domain.parsing import ROWS_BETWEEN_DEADLINE_CHECKS, Importer
 from tests.unit.conftest import MemoryContinuations, MemoryUploads
 
 

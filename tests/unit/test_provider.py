@@ -4,7 +4,8 @@ from collections import Counter
 
 import pytest
 
-from common.provider import EmailRequest, Outcome, SimulatedProvider, TransientProviderError
+from common.adapters.simulated import SimulatedProvider
+from common.domain.provider import EmailRequest, Outcome, TransientProviderError
 from tests.unit.conftest import MemoryOutbox, simulated_settings
 
 
@@ -66,7 +67,8 @@ def test_the_dynamodb_outbox_stores_every_concurrent_send_before_it_returns(aws)
 
     import boto3
 
-    from common.provider import DynamoOutbox, OutboxEntry
+    from common.adapters.dynamo_outbox import DynamoOutbox
+    from common.domain.provider import OutboxEntry
 
     outbox = DynamoOutbox(aws.outputs["OutboxTableName"], client=boto3.client("dynamodb"))
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from common.queue import QueueSendError, SqsSender
+from common.adapters.sqs import QueueSendError, SqsSender
 
 
 class FlakySqs:

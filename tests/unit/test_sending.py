@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from common.queue import DeadLetterReason
-from common.sending import Verdict
+from common.domain.messages import DeadLetterReason
+from common.domain.sending import Verdict
 from tests.unit.conftest import SimulatedCrash
 from tests.unit.pipeline import Pipeline
 
@@ -318,7 +318,7 @@ def test_the_blocked_contacts_of_a_message_are_retried_together_in_one_message(p
 
 
 def test_an_exhausted_contact_redriven_from_the_dlq_gets_exactly_one_more_attempt(pipeline):
-    from common.redrive import redrive_letter
+    from common.domain.redrive import redrive_letter
 
     # Given a contact blocked on every attempt, now EXHAUSTED and dead-lettered
     pipeline.upload("incoming/a.csv", rows("ann+blockedforever@example.com"))
@@ -340,7 +340,7 @@ def test_an_exhausted_contact_redriven_from_the_dlq_gets_exactly_one_more_attemp
 def test_bounced_and_unknown_letters_are_never_redriven(pipeline, reason):
     import json
 
-    from common.redrive import redrive_letter
+    from common.domain.redrive import redrive_letter
 
     body = json.dumps({"reason": reason, "email": "a@example.com", "name": "A", "job_id": "j", "source_key": "k",
                        "row": 1, "attempt": 1})

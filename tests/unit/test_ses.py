@@ -7,9 +7,9 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from moto import mock_aws
 
-from common.provider import EmailRequest, Outcome, ProviderConfigurationError, TransientProviderError
-from common.sending import Verdict
-from common.ses import SesProvider
+from common.adapters.ses import SesProvider
+from common.domain.provider import EmailRequest, Outcome, ProviderConfigurationError, TransientProviderError
+from common.domain.sending import Verdict
 from localcloud.config import CloudSettings
 from localcloud.deploy import deploy
 from tests.unit.pipeline import Pipeline

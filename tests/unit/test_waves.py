@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from common.waves import in_waves, one_wave
+from common.domain.waves import in_waves, one_wave
 
 
 def test_fast_calls_come_back_in_the_first_wave_and_slow_ones_in_the_second():

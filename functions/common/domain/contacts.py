@@ -23,19 +23,42 @@ from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, valida
 _PLAIN_EMAIL = re.compile(
     r"[\w+-]{1,64}(?:\.[\w+-]{1,64})*@"
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
+
+
 _LETTERS = frozenset({"Ll", "Lu", "Lo"})
+
+
 _SPECIAL_USE = frozenset(SPECIAL_USE_DOMAIN_NAMES)
+
+
 _SPECIAL_USE_LABELS = max((name.count(".") + 1 for name in _SPECIAL_USE), default=0)
+
+
 MAX_PLAIN_EMAIL_LENGTH = 254
 
+
 SEED_COLUMNS = ("name", "email", "phone", "street", "city", "state", "zip")
+
+
 MAX_NAME_LENGTH = 200
+
+
 MAX_FIELD_LENGTH = 1_000
+
+
 # About 100 bytes each: the in-file duplicate check stays under ~20 MB however long the file is.
 MAX_REMEMBERED_EMAILS = 200_000
+
+
 _EMAIL_HEADERS = {"email", "e-mail", "email address", "mail"}
+
+
 _NAME_HEADERS = {"name", "full name", "fullname", "contact", "contact name"}
+
+
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
+
+
 _SPACES = re.compile(r"\s+")
 
 

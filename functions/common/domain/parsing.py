@@ -11,57 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
-from common.contacts import Contact, ContactReader, DuplicateRow, InvalidRow
-from common.jobs import Checkpoint, ImportState, JobStore, ParseTally, Stage, Upload
-from common.lines import PositionedLines
-from common.messages import ContactBatch, Delivery, pack_batches
+from common.domain.contacts import Contact, ContactReader, DuplicateRow, InvalidRow
+from common.domain.jobs import Checkpoint, ImportState, ParseTally, Stage, Upload
+from common.domain.lines import PositionedLines
+from common.domain.messages import Delivery, pack_batches
+from common.ports import BatchSink, Continuations, JobStore, RejectsSink, Uploads
 
 # How many rows are judged between two looks at the clock (and so the least a segment reads).
 ROWS_BETWEEN_DEADLINE_CHECKS = 500
-
-
-class BatchSink(Protocol):
-    def send(self, batches: Iterable[ContactBatch]) -> int: ...
-
-
-class RejectsSink(Protocol):
-    def add(self, row: InvalidRow) -> None: ...
-
-    def close(self, earlier_parts: tuple[str, ...] = ()) -> str:
-        """Write the rejects file (earlier segments' parts, then these rows); return its key,
-        empty when there was nothing to write."""
-        ...
-
-    def close_part(self) -> str:
-        """Write these rows as one segment's part; return its key, empty when there were none."""
-        ...
 
 
 @dataclass(frozen=True)
 class OpenedObject:
     stream: BinaryIO
     etag: str  # of the content being read: later segments read only this content
-
-
-class Uploads(Protocol):
-    def open(self, upload: Upload, offset: int = 0, if_match: str = "") -> OpenedObject:
-        """The object's bytes from `offset`; raises ObjectGone when it is not there (any more),
-        or no longer has the ETag `if_match`."""
-        ...
-
-    def rejects_for(self, upload: Upload, segment: int = 0) -> RejectsSink: ...
-
-    def archive(self, upload: Upload, failed: bool) -> str:
-        """Move (or keep, or delete) the imported object; return its new key, if it has one."""
-        ...
-
-
-class Continuations(Protocol):
-    def request(self, job_id: str, segment: int) -> None:
-        """Have a later invocation import segment `segment` of the job."""
-        ...
 
 
 class ObjectGone(LookupError):

@@ -1,13 +1,5 @@
-"""The contact ledger: one item per normalised email, moved through a small state machine.
-
-    (none) --claim--> CLAIMED --outcome--> SENT | BOUNCED | BLOCKED | EXHAUSTED | UNKNOWN
-    BLOCKED --retry claim (same token, next attempt)--> CLAIMED
-    SENT --provider feedback (hard bounce, complaint), for its provider message id--> BOUNCED | COMPLAINED
-
-Every move is a conditional write naming the claim it expects (token, attempt, carrier), so
-only the holder of a claim can move it. Job counters are added in the same transaction as
-the move that earns them, so a count can be neither lost nor doubled by a crash.
-"""
+"""The contact ledger on DynamoDB: claims and moves in TransactWriteItems of up to 100 conditional
+writes, with the job's counters in the same transaction (rules and states: common.domain.ledger)."""
 
 from __future__ import annotations
 
@@ -15,119 +7,25 @@ import time
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from common.aws import client as aws_client
+from common.adapters.aws import client as aws_client
+from common.domain.ledger import Claim, Counter, DuplicateMark, FeedbackMove, LedgerEntry, Move, State, Transition
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+
 MAX_TRANSACTION_ITEMS = 100
+
+
 COUNTER_SHARDS = 8
+
+
 JOB_ITEM = "job"
-
-
-class State(StrEnum):
-    CLAIMED = "CLAIMED"
-    SENT = "SENT"
-    BLOCKED = "BLOCKED"
-    BOUNCED = "BOUNCED"
-    EXHAUSTED = "EXHAUSTED"
-    UNKNOWN = "UNKNOWN"
-    COMPLAINED = "COMPLAINED"  # sent, then marked as spam by the recipient
-
-
-class Counter(StrEnum):
-    """Per-job counters the send side earns; `retried` counts retries scheduled, not rows."""
-
-    SENT = "sent"
-    BOUNCED = "bounced"
-    RETRIED = "retried"
-    EXHAUSTED = "exhausted"
-    UNKNOWN = "unknown"
-    DUPLICATE = "duplicate"
-    COMPLAINED = "complained"  # of the sent, how many complained (not a separate outcome)
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    email: str
-    token: str
-    attempt: int
-    carrier: str  # the SQS message id carrying this attempt
-    lease_until: float
-    job_id: str
-    row: int
-    name: str
-    source_key: str
-    # Set to take over our own claim whose lease ran out before this time (its holder died).
-    take_over_lease_before: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    email: str
-    state: State
-    token: str
-    attempt: int
-    carrier: str
-    lease_until: float
-    job_id: str = ""
-    row: int = 0
-    source_key: str = ""
-    provider_message_id: str = ""
-    detail: str = ""
-    unsent: bool = False  # released after the provider refused the email: safe to send on resume
-    next_attempt_at: float = 0.0  # BLOCKED: when the delayed retry becomes visible
-    name: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Move:
-    """Move a claim we hold to a new state (or, with state CLAIMED, release it: end its lease)."""
-
-    claim: Claim
-    state: State
-    counter: Counter | None
-    provider_message_id: str = ""
-    detail: str = ""
-    unsent: bool = False  # with a release: the provider certainly did not take the email
-    next_attempt_at: float = 0.0  # with BLOCKED: when the retry is due
-
-
-@dataclass(frozen=True, slots=True)
-class DuplicateMark:
-    """Count a row as a duplicate exactly once, however often its message is delivered."""
-
-    job_id: str
-    row: int
-    carrier: str
-    counter: Counter = Counter.DUPLICATE
-
-
-Transition = Move | DuplicateMark
-
-
-class Ledger(Protocol):
-    def claim(self, claims: Sequence[Claim]) -> dict[str, LedgerEntry | None]:
-        """Try every claim; return, keyed by email, what stands in the way of each claim that lost."""
-        ...
-
-    def settle(self, transitions: Sequence[Transition]) -> list[Transition]:
-        """Apply the transitions with their job counters; return those whose condition no longer held."""
-        ...
-
-
-class FeedbackMove(StrEnum):
-    MOVED = "moved"
-    ALREADY_RECORDED = "already_recorded"
-    NOT_OURS = "not_ours"  # no such contact, or feedback on another message than the one we sent
-    NOT_SENT = "not_sent"  # e.g. a bounce after a complaint: the first word stands
 
 
 class TransactionsKeepConflicting(RuntimeError):

@@ -13,22 +13,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Protocol
 
-from common.messages import ContactBatch, Delivery
-from common.queue import DeadLetterReason, DelayedRetry
+from common.domain.messages import ContactBatch, DeadLetterReason, DelayedRetry, Delivery
+from common.ports import ContactsQueuePort, ReopeningLedger
 
 REDRIVABLE = ("blocked-exhausted", "max-receives-exceeded")
-
-
-class ReopeningLedger(Protocol):
-    def reopen_exhausted(self, email: str, token: str, attempt: int, job_id: str) -> bool: ...
-
-
-class ContactsQueuePort(Protocol):
-    def send(self, batches: Any) -> int: ...
-
-    def send_retries(self, retries: Any) -> int: ...
 
 
 @dataclass(frozen=True)

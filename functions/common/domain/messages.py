@@ -9,11 +9,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
 
 FORMAT_VERSION = 1
+
+
 # One message's settle is one TransactWriteItems: its moves plus the job's counter item, at most 100.
 MAX_CONTACTS_PER_MESSAGE = 99
+
+
 # SendMessageBatch caps the whole batch of 10 at 256 KiB, so one message stays well under a tenth.
 MAX_MESSAGE_BYTES = 24_000
 
@@ -66,6 +72,8 @@ class ContactBatch:
 
 
 _NEEDS_ESCAPING = re.compile(r'["\\\x00-\x1f\x7f-\x9f\u2028\u2029]')
+
+
 _FIXED_COST = len(json.dumps(Delivery(email="", name="", row=0, attempt=0).to_json())) - 2  # without the zeros
 
 
@@ -101,3 +109,48 @@ def pack_batches(deliveries: Iterable[Delivery], job_id: str, source_key: str,
         size += cost
     if pending:
         yield ContactBatch(job_id, source_key, tuple(pending))
+
+
+class DeadLetterReason(StrEnum):
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    BLOCKED_EXHAUSTED = "blocked-exhausted"
+    UNKNOWN_OUTCOME = "unknown-outcome"
+    MALFORMED_MESSAGE = "malformed-message"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    reason: DeadLetterReason
+    email: str
+    name: str
+    job_id: str
+    source_key: str
+    row: int
+    attempt: int
+    provider_response: str = ""
+    message: str = ""  # the raw message, for one that could not be read
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
+
+    def body(self) -> str:
+        return json.dumps({**asdict(self), "reason": self.reason.value}, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class DelayedRetry:
+    batch: ContactBatch
+    delay_seconds: int
+
+
+@dataclass(frozen=True)
+class ContinuationRequest:
+    job_id: str
+    segment: int
+
+    def encode(self) -> str:
+        return json.dumps({"continue": self.job_id, "segment": self.segment}, ensure_ascii=False)
+
+    @classmethod
+    def decode(cls, body: str) -> ContinuationRequest:
+        data = json.loads(body)
+        return cls(job_id=str(data["continue"]), segment=int(data["segment"]))

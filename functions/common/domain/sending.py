@@ -22,21 +22,21 @@ from collections import Counter as Tally
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Protocol
 
-from common.ledger import Claim, Counter, DuplicateMark, Ledger, LedgerEntry, Move, State, Transition
-from common.messages import ContactBatch, Delivery, MalformedMessage, pack_batches
-from common.pacing import SendPacer
-from common.provider import (
-    EmailProvider,
-    EmailRequest,
-    Outcome,
-    ProviderConfigurationError,
-    SendResult,
-    TransientProviderError,
+from common.domain.ledger import Claim, Counter, DuplicateMark, LedgerEntry, Move, State, Transition
+from common.domain.messages import (
+    ContactBatch,
+    DeadLetter,
+    DeadLetterReason,
+    DelayedRetry,
+    Delivery,
+    MalformedMessage,
+    pack_batches,
 )
-from common.queue import DeadLetter, DeadLetterReason, DelayedRetry
-from common.waves import Waves, one_wave
+from common.domain.pacing import SendPacer
+from common.domain.provider import EmailRequest, Outcome, ProviderConfigurationError, SendResult, TransientProviderError
+from common.domain.waves import Waves, one_wave
+from common.ports import DeadLetters, EmailProvider, Ledger, RetryQueue
 
 
 class Verdict(StrEnum):
@@ -60,18 +60,6 @@ class _Next(StrEnum):
 
     RESUME = "resume"  # its holder died mid-send and the lease ran out
     FOLLOW_UP = "follow_up"  # settled; its retry or dead letter may never have been written
-
-
-class RetryQueue(Protocol):
-    def send_retries(self, retries: Sequence[DelayedRetry]) -> int: ...
-
-    def return_soon(self, receipt_handle: str) -> None:
-        """Make a message that only ran out of time visible again shortly."""
-        ...
-
-
-class DeadLetters(Protocol):
-    def put(self, letters: Sequence[DeadLetter]) -> int: ...
 
 
 @dataclass(frozen=True)

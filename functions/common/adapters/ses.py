@@ -28,17 +28,22 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from common.provider import EmailRequest, Outcome, ProviderConfigurationError, SendResult, TransientProviderError
-from common.welcome import render_welcome
+from common.domain.provider import EmailRequest, Outcome, ProviderConfigurationError, SendResult, TransientProviderError
+from common.domain.welcome import render_welcome
 
 if TYPE_CHECKING:
     from mypy_boto3_sesv2 import SESV2Client
 
+
 NOT_TAKEN = {"TooManyRequestsException", "ThrottlingException", "Throttling", "LimitExceededException",
              "SendingPausedException"}
+
+
 SETUP_ERRORS = {"MailFromDomainNotVerifiedException", "NotFoundException", "AccessDeniedException",
                 "AccessDenied", "AccountSuspendedException", "BadRequestException", "ValidationException",
                 "UnrecognizedClientException", "InvalidClientTokenId", "ConfigurationSetDoesNotExist"}
+
+
 SINGLE_ATTEMPT = Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5, read_timeout=15,
                         max_pool_connections=64)
 

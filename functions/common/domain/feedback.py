@@ -14,11 +14,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
 
-from common.contacts import InvalidEmail, normalise_email
-from common.ledger import FeedbackMove, LedgerEntry, State
-from common.queue import DeadLetter, DeadLetterReason
+from common.domain.contacts import InvalidEmail, normalise_email
+from common.domain.ledger import FeedbackMove, State
+from common.domain.messages import DeadLetter, DeadLetterReason
+from common.ports import DeadLetters, FeedbackLedger
 
 
 class FeedbackKind(StrEnum):
@@ -45,15 +45,6 @@ class FeedbackResult:
 
 class MalformedFeedback(ValueError):
     pass
-
-
-class FeedbackLedger(Protocol):
-    def record_feedback(self, email: str, provider_message_id: str, state: State,
-                        detail: str) -> tuple[FeedbackMove, LedgerEntry | None]: ...
-
-
-class DeadLetters(Protocol):
-    def put(self, letters: Sequence[DeadLetter]) -> int: ...
 
 
 def read_ses_event(body: str) -> list[Feedback]:

@@ -2,58 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from common.aws import client as aws_client
-from common.messages import ContactBatch
+from common.adapters.aws import client as aws_client
+from common.domain.messages import ContactBatch, ContinuationRequest, DeadLetter, DelayedRetry
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
+
 SQS_BATCH_LIMIT = 10
+
+
 FAILED_ENTRY_ATTEMPTS = 6
 
 
 class QueueSendError(RuntimeError):
     pass
-
-
-class DeadLetterReason(StrEnum):
-    BOUNCED = "bounced"
-    COMPLAINED = "complained"
-    BLOCKED_EXHAUSTED = "blocked-exhausted"
-    UNKNOWN_OUTCOME = "unknown-outcome"
-    MALFORMED_MESSAGE = "malformed-message"
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    reason: DeadLetterReason
-    email: str
-    name: str
-    job_id: str
-    source_key: str
-    row: int
-    attempt: int
-    provider_response: str = ""
-    message: str = ""  # the raw message, for one that could not be read
-    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
-
-    def body(self) -> str:
-        return json.dumps({**asdict(self), "reason": self.reason.value}, ensure_ascii=False)
-
-
-@dataclass(frozen=True)
-class DelayedRetry:
-    batch: ContactBatch
-    delay_seconds: int
 
 
 def _chunks[T](items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -132,17 +100,3 @@ class ParseContinuations:
 
     def request(self, job_id: str, segment: int) -> None:
         self._client.send_message(QueueUrl=self._queue_url, MessageBody=ContinuationRequest(job_id, segment).encode())
-
-
-@dataclass(frozen=True)
-class ContinuationRequest:
-    job_id: str
-    segment: int
-
-    def encode(self) -> str:
-        return json.dumps({"continue": self.job_id, "segment": self.segment}, ensure_ascii=False)
-
-    @classmethod
-    def decode(cls, body: str) -> ContinuationRequest:
-        data = json.loads(body)
-        return cls(job_id=str(data["continue"]), segment=int(data["segment"]))

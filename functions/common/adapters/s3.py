@@ -11,18 +11,27 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from botocore.exceptions import ClientError
 
-from common.aws import client as aws_client
-from common.contacts import InvalidRow
-from common.jobs import Upload
-from common.parsing import ObjectGone, OpenedObject
+from common.adapters.aws import client as aws_client
+from common.domain.contacts import InvalidRow
+from common.domain.jobs import Upload
+from common.domain.parsing import ObjectGone, OpenedObject
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+
 INCOMING_PREFIX = "incoming/"
+
+
 REJECTS_PREFIX = "rejects/"
+
+
 ARCHIVE_PREFIXES = {False: "processed/", True: "failed/"}
+
+
 SPOOL_BYTES = 1024 * 1024  # rejects stay in memory up to this, then spill to /tmp
+
+
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 

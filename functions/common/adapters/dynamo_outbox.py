@@ -1,0 +1,87 @@
+"""The simulated provider's outbox on DynamoDB (every attempt it received), written by group commit."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+from common.adapters.aws import client as aws_client
+from common.domain.provider import OutboxEntry, Outcome
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+class DynamoOutbox:
+    """The simulated provider's record of every attempt (table keyed by idempotency key + message id).
+
+    Concurrent sends are written together (group commit, BatchWriteItem of up to 25, gathered for
+    at most `gather_seconds`), and each `record` returns only once its own entry is stored: a send
+    is never reported before it is on record, and the table costs one request per many sends.
+    """
+
+    BATCH = 25
+
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None, gather_seconds: float = 0.02):
+        self._table = table_name
+        self._client = client or aws_client("dynamodb")
+        self._pending: list[tuple[dict[str, Any], Future[None]]] = []
+        self._arrived = threading.Condition()
+        self._writing = False
+        self._gather_seconds = gather_seconds
+
+    def record(self, entry: OutboxEntry) -> None:
+        done: Future[None] = Future()
+        with self._arrived:
+            self._pending.append((_outbox_item(entry), done))
+            lead = not self._writing
+            self._writing = True
+            self._arrived.notify()
+        if lead:  # this caller writes for everyone waiting, until nothing is pending
+            self._write_pending()
+        done.result()
+
+    def _write_pending(self) -> None:
+        while True:
+            with self._arrived:
+                self._arrived.wait_for(lambda: len(self._pending) >= self.BATCH, timeout=self._gather_seconds)
+                group, self._pending = self._pending[:self.BATCH], self._pending[self.BATCH:]
+                if not group:
+                    self._writing = False
+                    return
+            try:
+                requests = [{"PutRequest": {"Item": item}} for item, _ in group]
+                while requests:
+                    response = self._client.batch_write_item(RequestItems={self._table: requests})
+                    requests = response.get("UnprocessedItems", {}).get(self._table, [])
+                for _, done in group:
+                    done.set_result(None)
+            except Exception as error:  # noqa: BLE001 - every waiting send learns it was not recorded
+                for _, done in group:
+                    done.set_exception(error)
+
+    def find(self, idempotency_key: str) -> list[OutboxEntry]:
+        response = self._client.query(TableName=self._table, ConsistentRead=True,
+                                      KeyConditionExpression="idempotency_key = :k",
+                                      ExpressionAttributeValues={":k": {"S": idempotency_key}})
+        return [_outbox_entry(item) for item in response["Items"]]
+
+    def entries(self) -> Iterator[OutboxEntry]:
+        for page in self._client.get_paginator("scan").paginate(TableName=self._table):
+            for item in page["Items"]:
+                yield _outbox_entry(item)
+
+
+def _outbox_item(entry: OutboxEntry) -> dict[str, Any]:
+    return {"idempotency_key": {"S": entry.idempotency_key}, "provider_message_id": {"S": entry.provider_message_id},
+            "to": {"S": entry.to}, "attempt": {"N": str(entry.attempt)}, "outcome": {"S": entry.outcome.value},
+            "subject": {"S": entry.subject}, "body": {"S": entry.body}, "received_at": {"S": entry.received_at}}
+
+
+def _outbox_entry(item: dict[str, Any]) -> OutboxEntry:
+    return OutboxEntry(to=item["to"]["S"], attempt=int(item["attempt"]["N"]), outcome=Outcome(item["outcome"]["S"]),
+                       provider_message_id=item["provider_message_id"]["S"],
+                       idempotency_key=item["idempotency_key"]["S"], subject=item["subject"]["S"],
+                       body=item["body"]["S"], received_at=item["received_at"]["S"])
