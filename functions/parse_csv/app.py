@@ -6,6 +6,8 @@ imported in segments, each invocation stopping before its deadline and asking fo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -40,12 +42,12 @@ def log_invalid_row(row: InvalidRow) -> None:
 importer = wiring.importer(settings, on_invalid=log_invalid_row)
 
 
-def deadline_near(context: LambdaContext):
+def deadline_near(context: LambdaContext) -> Callable[[], bool]:
     reserve_ms = min(MAX_RESERVE_MS, max(MIN_RESERVE_MS, context.get_remaining_time_in_millis() * RESERVE_SHARE))
     return lambda: context.get_remaining_time_in_millis() < reserve_ms
 
 
-def report(result: ImportResult) -> dict:
+def report(result: ImportResult) -> dict[str, Any]:
     tally = result.tally
     if result.already_imported:
         logger.info("object already imported; skipped")
@@ -70,7 +72,7 @@ def report(result: ImportResult) -> dict:
             "archived_key": result.archived_key}
 
 
-def import_uploads(event: S3Event, context: LambdaContext) -> list[dict]:
+def import_uploads(event: S3Event, context: LambdaContext) -> list[dict[str, Any]]:
     imported = []
     for record in event.records:
         s3_object = record.s3.get_object
@@ -86,7 +88,7 @@ def import_uploads(event: S3Event, context: LambdaContext) -> list[dict]:
     return imported
 
 
-def continue_imports(event: SQSEvent, context: LambdaContext) -> list[dict]:
+def continue_imports(event: SQSEvent, context: LambdaContext) -> list[dict[str, Any]]:
     # BatchSize 1 in the template: a failure retries just this segment, from its checkpoint.
     continued = []
     for record in event.records:
@@ -99,7 +101,7 @@ def continue_imports(event: SQSEvent, context: LambdaContext) -> list[dict]:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     records = event.get("Records") or [{}]
     if records[0].get("eventSource") == "aws:sqs":
         return {"jobs": continue_imports(SQSEvent(event), context)}

@@ -14,4 +14,4 @@ RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, max_pool_
 
 @cache
 def client(service: str) -> Any:
-    return boto3.client(service, config=RETRY_CONFIG)
+    return boto3.session.Session().client(service, config=RETRY_CONFIG)  # type: ignore[call-overload]

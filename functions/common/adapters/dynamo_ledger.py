@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +45,7 @@ class DynamoLedger:
     """Ledger on DynamoDB: claims and moves in TransactWriteItems of up to 100 conditional writes."""
 
     def __init__(self, contacts_table: str, jobs_table: str, client: DynamoDBClient | None = None,
-                 sleep=time.sleep):
+                 sleep: Callable[[float], None] = time.sleep):
         self._contacts = contacts_table
         self._jobs = jobs_table
         self._client = client or aws_client("dynamodb")
@@ -140,7 +140,7 @@ class DynamoLedger:
                          "counted_at": {"S": _now_iso()}},
                 "ConditionExpression": "attribute_not_exists(job_id)"}}
         claim = transition.claim
-        values = {
+        values: dict[str, Any] = {
             ":claimed": {"S": State.CLAIMED.value}, ":token": {"S": claim.token},
             ":attempt": {"N": str(claim.attempt)}, ":carrier": {"S": claim.carrier},
             ":state": {"S": transition.state.value}, ":now": {"S": _now_iso()}}
@@ -254,7 +254,7 @@ class DynamoLedger:
         conflicts = 0
         while pending:
             try:
-                self._client.transact_write_items(TransactItems=[ops[i] for i in pending])
+                self._client.transact_write_items(TransactItems=[ops[i] for i in pending])  # type: ignore[misc]
                 return lost
             except ClientError as error:
                 if error.response["Error"]["Code"] != "TransactionCanceledException":
@@ -269,7 +269,7 @@ class DynamoLedger:
                     self._sleep(min(0.05 * 2**conflicts, 1.0))
                     continue
                 for i, reason in failed:
-                    lost[i] = reason.get("Item")
+                    lost[i] = dict(reason["Item"]) if reason.get("Item") else None
                 if not drop_lost:
                     return lost
                 pending = [i for i in pending if i not in lost]
@@ -278,7 +278,7 @@ class DynamoLedger:
 
 def _entry(item: dict[str, Any]) -> LedgerEntry:
     def text(name: str) -> str:
-        return item.get(name, {}).get("S", "")
+        return str(item.get(name, {}).get("S", ""))
 
     def number(name: str) -> float:
         return float(item.get(name, {}).get("N", "0"))

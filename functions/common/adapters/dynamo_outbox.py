@@ -52,7 +52,7 @@ class DynamoOutbox:
                     self._writing = False
                     return
             try:
-                requests = [{"PutRequest": {"Item": item}} for item, _ in group]
+                requests: Any = [{"PutRequest": {"Item": item}} for item, _ in group]
                 while requests:
                     response = self._client.batch_write_item(RequestItems={self._table: requests})
                     requests = response.get("UnprocessedItems", {}).get(self._table, [])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -38,6 +38,6 @@ class DynamoSendSlots:
             except ClientError as error:
                 if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
-                item = error.response.get("Item") or self._client.get_item(
+                item: Any = error.response.get("Item") or self._client.get_item(
                     TableName=self._table, Key={"limiter": {"S": LIMITER_KEY}}, ConsistentRead=True).get("Item", {})
                 self._next_known = int(item.get("next_slot", {}).get("N", start + count))

@@ -7,7 +7,7 @@ import csv
 import io
 import shutil
 import tempfile
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from botocore.exceptions import ClientError
 
@@ -52,7 +52,7 @@ class S3Rejects:
 
     def __init__(self, client: S3Client, bucket: str, key: str, segment: int = 0):
         self._client, self._bucket, self.key, self._segment = client, bucket, key, segment
-        self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+b")  # noqa: SIM115
+        self._spool: Any = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+b")  # noqa: SIM115
         self._text = io.TextIOWrapper(self._spool, encoding="utf-8", newline="")
         self._writer = csv.writer(self._text)
         self.count = 0
@@ -77,7 +77,7 @@ class S3Rejects:
                 shutil.copyfileobj(self._client.get_object(Bucket=self._bucket, Key=part)["Body"], joined)
             shutil.copyfileobj(self._rows(), joined)
             joined.seek(0)
-            self._put(joined, self.key)
+            self._put(joined, self.key)  # type: ignore[arg-type]
         self._text.close()
         for part in earlier_parts:
             self._client.delete_object(Bucket=self._bucket, Key=part)
@@ -87,7 +87,7 @@ class S3Rejects:
         """The rows added so far, from the start."""
         self._text.flush()
         self._spool.seek(0)
-        return self._spool
+        return self._spool  # type: ignore[no-any-return]
 
     def _put(self, body: BinaryIO, key: str) -> None:
         self._client.upload_fileobj(body, self._bucket, key, ExtraArgs={"ContentType": "text/csv; charset=utf-8"})
@@ -112,7 +112,7 @@ class S3Uploads:
     def open(self, upload: Upload, offset: int = 0, if_match: str = "") -> OpenedObject:
         """The object's bytes from `offset`, streamed; a deleted object, or one that no longer has
         the ETag `if_match` (replaced by a new upload), raises ObjectGone."""
-        request = {"Bucket": upload.bucket, "Key": upload.key}
+        request: dict[str, Any] = {"Bucket": upload.bucket, "Key": upload.key}
         if if_match:
             request["IfMatch"] = if_match
         if upload.version_id:
@@ -131,7 +131,7 @@ class S3Uploads:
             if code == "InvalidRange":  # the checkpoint is at the very end of the file
                 return OpenedObject(stream=io.BytesIO(b""), etag=if_match)
             raise
-        return OpenedObject(stream=io.BufferedReader(response["Body"], buffer_size=256 * 1024),
+        return OpenedObject(stream=io.BufferedReader(response["Body"], buffer_size=256 * 1024),  # type: ignore[type-var]
                             etag=response["ETag"].strip('"'))
 
     def rejects_for(self, upload: Upload, segment: int = 0) -> S3Rejects:
@@ -144,7 +144,7 @@ class S3Uploads:
         try:
             if self._processed_objects == "move":
                 target = ARCHIVE_PREFIXES[failed] + _relative(upload.key)
-                source = {"Bucket": upload.bucket, "Key": upload.key}
+                source: Any = {"Bucket": upload.bucket, "Key": upload.key}
                 if upload.version_id:
                     source["VersionId"] = upload.version_id
                 self._client.copy(source, upload.bucket, target)

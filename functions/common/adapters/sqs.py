@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +34,8 @@ class SqsSender:
     """SendMessageBatch in tens, re-sending the entries SQS reports as Failed (botocore retries
     only whole-request errors, not per-entry failures)."""
 
-    def __init__(self, queue_url: str, client: SQSClient | None = None, sleep=time.sleep):
+    def __init__(self, queue_url: str, client: SQSClient | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
         self.queue_url = queue_url
         self._client = client or aws_client("sqs")
         self._sleep = sleep
@@ -42,7 +43,7 @@ class SqsSender:
     def send_entries(self, entries: Iterable[dict[str, Any]]) -> int:
         sent = 0
         for chunk in _chunks(entries, SQS_BATCH_LIMIT):
-            pending = {str(i): {**entry, "Id": str(i)} for i, entry in enumerate(chunk)}
+            pending: dict[str, Any] = {str(i): {**entry, "Id": str(i)} for i, entry in enumerate(chunk)}
             for attempt in range(FAILED_ENTRY_ATTEMPTS):
                 response = self._client.send_message_batch(QueueUrl=self.queue_url, Entries=list(pending.values()))
                 for ok in response.get("Successful", []):

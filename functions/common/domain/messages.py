@@ -37,7 +37,7 @@ class Delivery:
     row: int
     attempt: int = 1
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, str | int]:
         return {"email": self.email, "name": self.name, "row": self.row, "attempt": self.attempt}
 
 

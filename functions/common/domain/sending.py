@@ -71,7 +71,7 @@ class RetryPolicy:
     def delay_before(self, next_attempt: int, draw: float) -> int:
         """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(n-2))]."""
         ceiling = min(self.max_delay_seconds, self.base_delay_seconds * 2 ** max(next_attempt - 2, 0))
-        return min(self.max_delay_seconds, math.ceil(ceiling * draw))
+        return int(min(self.max_delay_seconds, math.ceil(ceiling * draw)))
 
 
 @dataclass(frozen=True)
@@ -159,8 +159,16 @@ def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: R
                            for d in batch.deliveries]
         return report
     work = _Work(batch, carrier, lease_until, policy, ports.draw, now)
+    to_send, to_resume = _claim(batch, carrier, work, ports, report, now)
+    to_send += _take_over(work, ports, report, to_resume, now)
+    _send_and_settle(work, ports, report, to_send, send_deadline)
+    work.commit(ports, report)  # what claiming and taking over decided, when nothing was sent
+    return report
 
-    # 1. Claim every contact; sort the losers out by what holds their email.
+
+def _claim(batch: ContactBatch, carrier: str, work: _Work, ports: SendPorts, report: BatchReport,
+           now: float) -> tuple[list[Claim], list[tuple[Claim, LedgerEntry]]]:
+    """1. Claim every contact; sort the losers out by what holds their email."""
     to_send: list[Claim] = []
     to_resume: list[tuple[Claim, LedgerEntry]] = []
     claims = work.claims(report)
@@ -181,25 +189,36 @@ def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: R
             report.results.append(work.result(claim, Verdict.DUPLICATE))
         elif isinstance(verdict, Verdict):
             report.results.append(work.result(claim, verdict, f"found {entry.state if entry else 'no entry'}"))
+    return to_send, to_resume
 
-    # 2. A claim whose holder died is taken over (conditionally: one resumer wins) and reconciled.
-    if to_resume:
-        resumes = [(replace(c, take_over_lease_before=now), entry) for c, entry in to_resume]
-        busy = ports.ledger.claim([c for c, _ in resumes])
-        for claim, entry in resumes:
-            if claim.email in busy:
-                report.results.append(work.result(claim, Verdict.RETRY_LATER, "claim taken over elsewhere"))
-            elif entry.unsent:
-                to_send.append(claim)
-            elif not ports.provider.can_look_up:
-                work.settle(claim, None, report, unknown=True)
-            elif (known := ports.provider.look_up(work.idempotency_key(claim))) is not None:
-                work.settle(claim, known, report)
-            else:
-                to_send.append(claim)
 
-    # 3. Send the claimed contacts, many in flight at once, and settle them in two waves (the fast
-    #    majority, then the rest): most retries and dead letters do not wait for the slowest send.
+def _take_over(work: _Work, ports: SendPorts, report: BatchReport, to_resume: list[tuple[Claim, LedgerEntry]],
+               now: float) -> list[Claim]:
+    """2. A claim whose holder died is taken over (conditionally: one resumer wins) and reconciled;
+    returns the taken-over claims that must be sent."""
+    if not to_resume:
+        return []
+    to_send: list[Claim] = []
+    resumes = [(replace(c, take_over_lease_before=now), entry) for c, entry in to_resume]
+    busy = ports.ledger.claim([c for c, _ in resumes])
+    for claim, entry in resumes:
+        if claim.email in busy:
+            report.results.append(work.result(claim, Verdict.RETRY_LATER, "claim taken over elsewhere"))
+        elif entry.unsent:
+            to_send.append(claim)
+        elif not ports.provider.can_look_up:
+            work.settle(claim, None, report, unknown=True)
+        elif (known := ports.provider.look_up(work.idempotency_key(claim))) is not None:
+            work.settle(claim, known, report)
+        else:
+            to_send.append(claim)
+    return to_send
+
+
+def _send_and_settle(work: _Work, ports: SendPorts, report: BatchReport, to_send: list[Claim],
+                     send_deadline: float | None) -> None:
+    """3. Send the claimed contacts, many in flight at once, and settle them in two waves (the fast
+    majority, then the rest): most retries and dead letters do not wait for the slowest send."""
     requests = [EmailRequest(to=c.email, name=c.name, attempt=c.attempt, idempotency_key=work.idempotency_key(c))
                 for c in to_send]
     for wave in ports.send_in_waves(_send_safely(ports, send_deadline), requests):
@@ -216,8 +235,6 @@ def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: R
                                              unsent=not outcome.maybe_sent))
                 report.results.append(work.result(claim, verdict, str(outcome)))
         work.commit(ports, report)
-    work.commit(ports, report)  # what steps 1 and 2 decided, when nothing was sent
-    return report
 
 
 def _verdict_for_existing(claim: Claim, entry: LedgerEntry | None, now: float) -> Verdict | _Next:

@@ -40,26 +40,47 @@ _applied = False
 
 
 def _atomic_transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-    from moto.dynamodb.exceptions import (
-        MockValidationException,
-        MultipleTransactionsException,
-        TooManyTransactionsException,
-        TransactionCanceledException,
-        TransactWriteSingleOpException,
-    )
+    from moto.dynamodb.exceptions import TooManyTransactionsException, TransactionCanceledException
 
     if len(transact_items) > 100:
         raise TooManyTransactionsException()
+    planned = _plan_transaction(self, transact_items)
+    errors = [_condition_error(self, op, key) for _, op, key in planned]
+    if any(code is not None for code, _, _ in errors):
+        raise TransactionCanceledException(errors)
+    # Every condition holds: apply. Keep the touched items in case an update expression is invalid
+    # (a plain update or a put replaces attribute values, so a shallow copy of those items is enough).
+    before = [(op["TableName"], key, _before_image(self.get_item(op["TableName"], key), op_type, op))
+              for op_type, op, key in planned]
+    try:
+        for op_type, op, key in planned:
+            _apply(self, op_type, op, key)
+    except Exception:
+        for table_name, key, item in before:
+            if item is None:
+                self.delete_item(table_name, key)
+            else:
+                self.put_item(table_name, item.to_json()["Attributes"])
+        raise
+
+
+def _plan_transaction(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any], dict]]:
+    """(operation, its parameters, the item's key) for each item, validated as moto validates them."""
+    from moto.dynamodb.exceptions import (
+        MockValidationException,
+        MultipleTransactionsException,
+        TransactWriteSingleOpException,
+    )
+
     seen: set[tuple[str, str]] = set()
-    planned: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
-    errors: list[tuple[Any, Any, Any]] = []
+    planned = []
     for item in transact_items:
         if len(item) > 1:
             raise TransactWriteSingleOpException
         op_type, op = next(iter(item.items()))
         if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
             raise MockValidationException("Unsupported transaction operation")
-        table = self.get_table(op["TableName"])
+        table = backend.get_table(op["TableName"])
         if op_type == "Put":
             key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
             if table.range_key_attr is not None:
@@ -70,40 +91,31 @@ def _atomic_transact_write_items(self: Any, transact_items: list[dict[str, Any]]
         if identity in seen:
             raise MultipleTransactionsException()
         seen.add(identity)
-        current = self.get_item(op["TableName"], key)
-        if not motofast.condition_holds(op.get("ConditionExpression"), op.get("ExpressionAttributeNames"),
-                                        op.get("ExpressionAttributeValues"), current):
-            old = current.to_json()["Attributes"] if (
-                current and op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD") else None
-            errors.append(("ConditionalCheckFailed", "The conditional request failed", old))
-        else:
-            errors.append((None, None, None))
         planned.append((op_type, op, key))
-    if any(code is not None for code, _, _ in errors):
-        raise TransactionCanceledException(errors)
+    return planned
 
-    # Every condition holds: apply. Keep the touched items in case an update expression is invalid
-    # (a plain update or a put replaces attribute values, so a shallow copy of those items is enough).
-    before = [(op["TableName"], key, _before_image(self.get_item(op["TableName"], key), op_type, op))
-              for op_type, op, key in planned]
-    try:
-        for op_type, op, key in planned:
-            names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
-            if op_type == "Put":
-                self.put_item(op["TableName"], op["Item"], expression_attribute_names=names,
-                              expression_attribute_values=values)
-            elif op_type == "Delete":
-                self.delete_item(op["TableName"], key)
-            elif op_type == "Update":
-                self.update_item(op["TableName"], key, update_expression=op["UpdateExpression"],
-                                 expression_attribute_names=names, expression_attribute_values=values)
-    except Exception:
-        for table_name, key, item in before:
-            if item is None:
-                self.delete_item(table_name, key)
-            else:
-                self.put_item(table_name, item.to_json()["Attributes"])
-        raise
+
+def _condition_error(backend: Any, op: dict[str, Any], key: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """(code, message, old item) as TransactionCanceledException reports each item; all None if it holds."""
+    current = backend.get_item(op["TableName"], key)
+    if motofast.condition_holds(op.get("ConditionExpression"), op.get("ExpressionAttributeNames"),
+                                op.get("ExpressionAttributeValues"), current):
+        return None, None, None
+    old = current.to_json()["Attributes"] if (
+        current and op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD") else None
+    return "ConditionalCheckFailed", "The conditional request failed", old
+
+
+def _apply(backend: Any, op_type: str, op: dict[str, Any], key: dict[str, Any]) -> None:
+    names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+    if op_type == "Put":
+        backend.put_item(op["TableName"], op["Item"], expression_attribute_names=names,
+                         expression_attribute_values=values)
+    elif op_type == "Delete":
+        backend.delete_item(op["TableName"], key)
+    elif op_type == "Update":
+        backend.update_item(op["TableName"], key, update_expression=op["UpdateExpression"],
+                            expression_attribute_names=names, expression_attribute_values=values)
 
 
 def _before_image(item: Any, op_type: str, op: dict[str, Any]) -> Any:
