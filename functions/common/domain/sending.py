@@ -1,6 +1,6 @@
 """Delivering one contact batch: claim in the ledger, send, settle, follow up.
 
-The rules that make sending at-most-once (see README, "The contact ledger"):
+The rules that make sending at-most-once (see docs/ledger.md):
 - A contact is sent only by the holder of its claim: (token, attempt, carrier message id).
 - A claim whose holder died mid-send is resumed only after its lease ran out, and only by a
   redelivery of the same message; the provider is asked what happened before anything is sent
