@@ -207,26 +207,34 @@ class ConfigurationSetEventDestination(_Model, CloudFormationModel):
         return cls(f"{properties['ConfigurationSetName']}|{destination.get('Name', name)}")
 
 
+# CloudFormation's NotificationConfiguration list -> (moto's configuration list, its target key, CloudFormation's)
+_NOTIFICATION_TARGETS = {"LambdaConfigurations": ("CloudFunctionConfiguration", "CloudFunction", "Function"),
+                         "QueueConfigurations": ("QueueConfiguration", "Queue", "Queue"),
+                         "TopicConfigurations": ("TopicConfiguration", "Topic", "Topic")}
+
+
+def _moto_notifications(notifications: dict[str, Any]) -> dict[str, Any] | None:
+    """A bucket's CloudFormation NotificationConfiguration in the shape moto's S3 backend keeps."""
+    configuration: dict[str, list[dict[str, Any]]] = {}
+    for cfn_list, (moto_list, moto_target, cfn_target) in _NOTIFICATION_TARGETS.items():
+        for index, entry in enumerate(notifications.get(cfn_list, [])):
+            target = entry[cfn_target]
+            configuration.setdefault(moto_list, []).append({
+                "Id": entry.get("Id") or f"{target.rsplit(':', 1)[-1]}-{index}", moto_target: target,
+                "Event": [entry["Event"]],
+                **({"Filter": {"S3Key": {"FilterRule": entry["Filter"]["S3Key"]["Rules"]}}} if entry.get("Filter")
+                   else {})})
+    return configuration or None
+
+
 def _with_notifications(original: Any) -> Any:
     """moto creates the bucket and drops its NotificationConfiguration; put it on the bucket as S3 would."""
 
     def create_or_update(cls: Any, *args: Any, **kwargs: Any) -> Any:
         bucket = original.__func__(cls, *args, **kwargs)
         cloudformation_json = kwargs.get("cloudformation_json") or args[1]
-        notifications = cloudformation_json.get("Properties", {}).get("NotificationConfiguration") or {}
-        bucket.set_notification_configuration({
-            "CloudFunctionConfiguration": [
-                {"Id": entry.get("Id") or f"{entry['Function'].rsplit(':', 1)[-1]}-{index}",
-                 "CloudFunction": entry["Function"], "Event": [entry["Event"]],
-                 **({"Filter": {"S3Key": {"FilterRule": entry["Filter"]["S3Key"]["Rules"]}}}
-                    if entry.get("Filter") else {})}
-                for index, entry in enumerate(notifications.get("LambdaConfigurations", []))],
-            "QueueConfiguration": [
-                {"Id": entry.get("Id"), "Queue": entry["Queue"], "Event": [entry["Event"]],
-                 **({"Filter": {"S3Key": {"FilterRule": entry["Filter"]["S3Key"]["Rules"]}}}
-                    if entry.get("Filter") else {})}
-                for entry in notifications.get("QueueConfigurations", [])],
-        } if notifications else None)
+        bucket.set_notification_configuration(
+            _moto_notifications(cloudformation_json.get("Properties", {}).get("NotificationConfiguration") or {}))
         return bucket
 
     return classmethod(create_or_update)
