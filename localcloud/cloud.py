@@ -23,8 +23,9 @@ from common.adapters.dynamo_outbox import DynamoOutbox
 from common.adapters.sqs import ContactsQueue
 from common.domain.jobs import Job, Upload
 from common.domain.ledger import LedgerEntry
-from common.domain.provider import OutboxEntry, Outcome
+from common.domain.provider import OutboxEntry
 from common.domain.redrive import redrive_letter
+from common.domain.vocabulary import Outcome
 from localcloud.config import CloudSettings
 from localcloud.deploy import Deployment, StackNotFound, deploy, read_stack
 from localcloud.emulator.process import (

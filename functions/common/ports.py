@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from common.domain.contacts import InvalidRow
     from common.domain.jobs import Checkpoint, ImportState, ParseTally, Upload
-    from common.domain.ledger import Claim, FeedbackMove, LedgerEntry, State, Transition
+    from common.domain.ledger import Claim, LedgerEntry, Transition
     from common.domain.messages import ContactBatch, DeadLetter, DelayedRetry
     from common.domain.parsing import OpenedObject
     from common.domain.provider import EmailRequest, OutboxEntry, SendResult
+    from common.domain.vocabulary import FeedbackMove, State
 
 
 class BatchSink(Protocol):

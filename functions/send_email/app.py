@@ -19,7 +19,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from common.config import SendSettings
-from common.domain.sending import RecordNeedsRetry, Verdict, deliver_message
+from common.domain.sending import RecordNeedsRetry, deliver_message
+from common.domain.vocabulary import Verdict
 from common.wiring import retry_policy, send_ports
 
 # A lease outlives the invocation by this much, so a live sender is never taken over.

@@ -7,9 +7,8 @@ import json
 import boto3
 import pytest
 
-from common.domain.feedback import FeedbackKind, MalformedFeedback, apply_feedback, read_ses_event
-from common.domain.ledger import FeedbackMove
-from common.domain.messages import DeadLetterReason
+from common.domain.feedback import MalformedFeedback, apply_feedback, read_ses_event
+from common.domain.vocabulary import DeadLetterReason, FeedbackKind, FeedbackMove
 from localcloud.deploy.events import ses_notification, stack_events
 from tests.unit.pipeline import Pipeline
 from tests.unit.test_handlers import LambdaContext, load_handler

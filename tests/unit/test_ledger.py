@@ -6,7 +6,8 @@ import pytest
 from common.adapters.dynamo_jobs import DynamoJobs
 from common.adapters.dynamo_ledger import DynamoLedger
 from common.domain.jobs import JobStatus, ParseTally, Upload
-from common.domain.ledger import Claim, Counter, DuplicateMark, Move, State
+from common.domain.ledger import Claim, DuplicateMark, Move
+from common.domain.vocabulary import JobCounter, State
 
 
 @pytest.fixture
@@ -36,8 +37,8 @@ def test_moves_add_their_counters_once_and_a_move_without_its_claim_is_rejected(
     jobs.begin(Upload(bucket="b", key="k", etag="e"))
     claims = [claim(n) for n in range(120)]
     ledger.claim(claims)
-    moves = [Move(c, State.SENT, Counter.SENT) for c in claims[:110]]
-    moves += [Move(claim(n, carrier="someone-else"), State.SENT, Counter.SENT) for n in range(110, 115)]
+    moves = [Move(c, State.SENT, JobCounter.SENT) for c in claims[:110]]
+    moves += [Move(claim(n, carrier="someone-else"), State.SENT, JobCounter.SENT) for n in range(110, 115)]
     marks = [DuplicateMark(job_id="job", row=500, carrier="m1")] * 2
     rejected = ledger.settle(moves + marks)
     assert [m.claim.row for m in rejected] == list(range(110, 115))
@@ -61,9 +62,9 @@ def test_a_job_succeeds_exactly_when_every_row_is_settled(jobs, ledger):
                     lease_until=1.0, job_id=upload.job_id, row=n, name="N", source_key=upload.key)
               for n in (2, 3)]
     ledger.claim(claims)
-    ledger.settle([Move(claims[0], State.SENT, Counter.SENT)])
+    ledger.settle([Move(claims[0], State.SENT, JobCounter.SENT)])
     assert jobs.get(upload.job_id).status is JobStatus.SENDING
-    ledger.settle([Move(claims[1], State.BOUNCED, Counter.BOUNCED)])
+    ledger.settle([Move(claims[1], State.BOUNCED, JobCounter.BOUNCED)])
     job = jobs.get(upload.job_id)
     assert (job.status, job.sent, job.bounced, job.invalid) == (JobStatus.SUCCEEDED, 1, 1, 1)
     assert jobs.begin(upload) is None  # parsed already: the same object is not imported twice

@@ -5,7 +5,8 @@ from collections import Counter
 import pytest
 
 from common.adapters.simulated import SimulatedProvider
-from common.domain.provider import EmailRequest, Outcome, TransientProviderError
+from common.domain.provider import EmailRequest, TransientProviderError
+from common.domain.vocabulary import Outcome
 from tests.unit.conftest import MemoryOutbox, simulated_settings
 
 

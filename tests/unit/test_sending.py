@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.domain.messages import DeadLetterReason
-from common.domain.sending import Verdict
+from common.domain.vocabulary import DeadLetterReason, Verdict
 from tests.unit.conftest import SimulatedCrash
 from tests.unit.pipeline import Pipeline
 

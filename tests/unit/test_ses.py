@@ -8,8 +8,8 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 from moto import mock_aws
 
 from common.adapters.ses import SesProvider
-from common.domain.provider import EmailRequest, Outcome, ProviderConfigurationError, TransientProviderError
-from common.domain.sending import Verdict
+from common.domain.provider import EmailRequest, ProviderConfigurationError, TransientProviderError
+from common.domain.vocabulary import Outcome, Verdict
 from localcloud.config import CloudSettings
 from localcloud.deploy import deploy
 from tests.unit.pipeline import Pipeline

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 from common.adapters.aws import client as aws_client
 from common.adapters.dynamo_ledger import JOB_ITEM
 from common.domain.jobs import Checkpoint, ImportState, Job, ParseTally, Stage, Upload
-from common.domain.ledger import Counter
+from common.domain.vocabulary import JobCounter
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -140,16 +140,16 @@ def _job(head: dict[str, Any], shards: list[dict[str, Any]]) -> Job:
     def number(item: dict[str, Any], name: str) -> int:
         return int(item.get(name, {}).get("N", "0"))
 
-    def total(counter: Counter) -> int:
+    def total(counter: JobCounter) -> int:
         return sum(number(s, counter.value) for s in shards)
 
     return Job(
         job_id=head["job_id"]["S"], bucket=head["bucket"]["S"], key=head["key"]["S"],
         stage=Stage(head["stage"]["S"]), rows=number(head, "rows"), invalid=number(head, "invalid"),
-        duplicate=number(head, "parse_duplicate") + total(Counter.DUPLICATE), enqueued=number(head, "enqueued"),
-        sent=total(Counter.SENT), bounced=total(Counter.BOUNCED), retried=total(Counter.RETRIED),
-        exhausted=total(Counter.EXHAUSTED), unknown=total(Counter.UNKNOWN),
-        complained=total(Counter.COMPLAINED),
+        duplicate=number(head, "parse_duplicate") + total(JobCounter.DUPLICATE), enqueued=number(head, "enqueued"),
+        sent=total(JobCounter.SENT), bounced=total(JobCounter.BOUNCED), retried=total(JobCounter.RETRIED),
+        exhausted=total(JobCounter.EXHAUSTED), unknown=total(JobCounter.UNKNOWN),
+        complained=total(JobCounter.COMPLAINED),
         failure_reason=head.get("failure_reason", {}).get("S", ""),
         rejects_key=head.get("rejects_key", {}).get("S", ""),
         invalid_reasons={k: int(v["N"]) for k, v in head.get("invalid_reasons", {}).get("M", {}).items()},

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from common.adapters.aws import client as aws_client
-from common.domain.ledger import Claim, Counter, DuplicateMark, FeedbackMove, LedgerEntry, Move, State, Transition
+from common.domain.ledger import Claim, DuplicateMark, LedgerEntry, Move, Transition
+from common.domain.vocabulary import FeedbackMove, JobCounter, State
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -168,7 +169,7 @@ class DynamoLedger:
             "ExpressionAttributeValues": values}}
 
     def _counter_op(self, job_id: str, chunk: Iterable[Transition]) -> dict[str, Any] | None:
-        counts: dict[Counter, int] = defaultdict(int)
+        counts: dict[JobCounter, int] = defaultdict(int)
         carriers = []
         for transition in chunk:
             if transition.counter is not None:

@@ -8,7 +8,8 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from common.adapters.aws import client as aws_client
-from common.domain.provider import OutboxEntry, Outcome
+from common.domain.provider import OutboxEntry
+from common.domain.vocabulary import Outcome
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

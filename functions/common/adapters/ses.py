@@ -28,7 +28,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from common.domain.provider import EmailRequest, Outcome, ProviderConfigurationError, SendResult, TransientProviderError
+from common.domain.provider import EmailRequest, ProviderConfigurationError, SendResult, TransientProviderError
+from common.domain.vocabulary import Outcome
 from common.domain.welcome import render_welcome
 
 if TYPE_CHECKING:

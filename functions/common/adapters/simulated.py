@@ -15,7 +15,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from common.config import SimulatedProviderSettings
-from common.domain.provider import EmailRequest, OutboxEntry, Outcome, SendResult, TransientProviderError
+from common.domain.provider import EmailRequest, OutboxEntry, SendResult, TransientProviderError
+from common.domain.vocabulary import Outcome
 from common.domain.welcome import render_welcome
 from common.ports import Outbox
 

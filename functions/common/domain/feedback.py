@@ -13,17 +13,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 from common.domain.contacts import InvalidEmail, normalise_email
-from common.domain.ledger import FeedbackMove, State
-from common.domain.messages import DeadLetter, DeadLetterReason
+from common.domain.messages import DeadLetter
+from common.domain.vocabulary import (
+    DEAD_LETTER_FOR_STATE,
+    FEEDBACK_STATE,
+    FeedbackKind,
+    FeedbackMove,
+)
 from common.ports import DeadLetters, FeedbackLedger
-
-
-class FeedbackKind(StrEnum):
-    BOUNCE = "Bounce"
-    COMPLAINT = "Complaint"
 
 
 @dataclass(frozen=True)
@@ -89,16 +88,15 @@ def apply_feedback(feedbacks: Sequence[Feedback], ledger: FeedbackLedger,
         if not feedback.permanent:
             results.append(FeedbackResult(feedback, move=None))
             continue
-        state = State.BOUNCED if feedback.kind is FeedbackKind.BOUNCE else State.COMPLAINED
+        state = FEEDBACK_STATE[feedback.kind]
         move, entry = ledger.record_feedback(feedback.email, feedback.provider_message_id, state, feedback.detail)
         results.append(FeedbackResult(feedback, move, job_id=entry.job_id if entry else "",
                                       row=entry.row if entry else 0))
         if entry is not None and move in (FeedbackMove.MOVED, FeedbackMove.ALREADY_RECORDED):
             # Written again on a repeated event: a crash may have come between the move and the letter.
-            reason = DeadLetterReason.BOUNCED if state is State.BOUNCED else DeadLetterReason.COMPLAINED
-            letters.append(DeadLetter(reason=reason, email=feedback.email, name=entry.name, job_id=entry.job_id,
-                                      source_key=entry.source_key, row=entry.row, attempt=entry.attempt,
-                                      provider_response=feedback.detail))
+            letters.append(DeadLetter(reason=DEAD_LETTER_FOR_STATE[state], email=feedback.email, name=entry.name,
+                                      job_id=entry.job_id, source_key=entry.source_key, row=entry.row,
+                                      attempt=entry.attempt, provider_response=feedback.detail))
     if letters:
         dead_letters.put(letters)
     return results

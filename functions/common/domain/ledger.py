@@ -12,29 +12,8 @@ the move that earns them, so a count can be neither lost nor doubled by a crash.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
-
-class State(StrEnum):
-    CLAIMED = "CLAIMED"
-    SENT = "SENT"
-    BLOCKED = "BLOCKED"
-    BOUNCED = "BOUNCED"
-    EXHAUSTED = "EXHAUSTED"
-    UNKNOWN = "UNKNOWN"
-    COMPLAINED = "COMPLAINED"  # sent, then marked as spam by the recipient
-
-
-class Counter(StrEnum):
-    """Per-job counters the send side earns; `retried` counts retries scheduled, not rows."""
-
-    SENT = "sent"
-    BOUNCED = "bounced"
-    RETRIED = "retried"
-    EXHAUSTED = "exhausted"
-    UNKNOWN = "unknown"
-    DUPLICATE = "duplicate"
-    COMPLAINED = "complained"  # of the sent, how many complained (not a separate outcome)
+from common.domain.vocabulary import JobCounter, State
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +55,7 @@ class Move:
 
     claim: Claim
     state: State
-    counter: Counter | None
+    counter: JobCounter | None
     provider_message_id: str = ""
     detail: str = ""
     unsent: bool = False  # with a release: the provider certainly did not take the email
@@ -90,14 +69,7 @@ class DuplicateMark:
     job_id: str
     row: int
     carrier: str
-    counter: Counter = Counter.DUPLICATE
+    counter: JobCounter = JobCounter.DUPLICATE
 
 
 Transition = Move | DuplicateMark
-
-
-class FeedbackMove(StrEnum):
-    MOVED = "moved"
-    ALREADY_RECORDED = "already_recorded"
-    NOT_OURS = "not_ours"  # no such contact, or feedback on another message than the one we sent
-    NOT_SENT = "not_sent"  # e.g. a bounce after a complaint: the first word stands

@@ -11,7 +11,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
+
+from common.domain.vocabulary import DeadLetterReason
 
 FORMAT_VERSION = 1
 
@@ -109,14 +110,6 @@ def pack_batches(deliveries: Iterable[Delivery], job_id: str, source_key: str,
         size += cost
     if pending:
         yield ContactBatch(job_id, source_key, tuple(pending))
-
-
-class DeadLetterReason(StrEnum):
-    BOUNCED = "bounced"
-    COMPLAINED = "complained"
-    BLOCKED_EXHAUSTED = "blocked-exhausted"
-    UNKNOWN_OUTCOME = "unknown-outcome"
-    MALFORMED_MESSAGE = "malformed-message"
 
 
 @dataclass(frozen=True)

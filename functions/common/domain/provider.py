@@ -4,13 +4,8 @@ common.ports.EmailProvider; Amazon SES and the simulated provider are in common.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
-
-class Outcome(StrEnum):
-    DELIVERED = "delivered"
-    BOUNCED = "bounced"
-    BLOCKED = "blocked"
+from common.domain.vocabulary import Outcome
 
 
 @dataclass(frozen=True, slots=True)

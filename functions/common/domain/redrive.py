@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from common.domain.messages import ContactBatch, DeadLetterReason, DelayedRetry, Delivery
+from common.domain.messages import ContactBatch, DelayedRetry, Delivery
+from common.domain.vocabulary import DeadLetterReason
 from common.ports import ContactsQueuePort, ReopeningLedger
 
 REDRIVABLE = ("blocked-exhausted", "max-receives-exceeded")

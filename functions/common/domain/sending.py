@@ -18,41 +18,18 @@ import hashlib
 import math
 import random
 import time
-from collections import Counter as Tally
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from common.domain.ledger import Claim, Counter, DuplicateMark, LedgerEntry, Move, State, Transition
-from common.domain.messages import (
-    ContactBatch,
-    DeadLetter,
-    DeadLetterReason,
-    DelayedRetry,
-    Delivery,
-    MalformedMessage,
-    pack_batches,
-)
+from common.domain.ledger import Claim, DuplicateMark, LedgerEntry, Move, Transition
+from common.domain.messages import ContactBatch, DeadLetter, DelayedRetry, Delivery, MalformedMessage, pack_batches
 from common.domain.pacing import SendPacer
-from common.domain.provider import EmailRequest, Outcome, ProviderConfigurationError, SendResult, TransientProviderError
+from common.domain.provider import EmailRequest, ProviderConfigurationError, SendResult, TransientProviderError
+from common.domain.vocabulary import DEAD_LETTER_FOR_STATE, SETTLEMENTS, DeadLetterReason, Outcome, State, Verdict
 from common.domain.waves import Waves, one_wave
 from common.ports import DeadLetters, EmailProvider, Ledger, RetryQueue
-
-
-class Verdict(StrEnum):
-    """What this delivery of a message did with one contact (logged and counted as metrics)."""
-
-    SENT = "sent"
-    BOUNCED = "bounced"
-    RETRY_SCHEDULED = "retry_scheduled"
-    EXHAUSTED = "exhausted"
-    UNKNOWN = "unknown"
-    DUPLICATE = "duplicate"
-    ALREADY_DONE = "already_done"  # settled by an earlier delivery of this message
-    STALE = "stale"  # another message carries this attempt
-    RETRY_LATER = "retry_later"  # transient failure or a live lease: the message comes back
-    MISCONFIGURED = "misconfigured"  # the provider refused our setup: the message comes back, loudly
-    OUT_OF_TIME = "out_of_time"  # no time (or send slot) left in this invocation: the message comes back soon
 
 
 class _Next(StrEnum):
@@ -97,8 +74,8 @@ class BatchReport:
     send_seconds: list[float] = field(default_factory=list)  # each provider call's latency
 
     @property
-    def tally(self) -> Tally[Verdict]:
-        return Tally(r.verdict for r in self.results)
+    def tally(self) -> Counter[Verdict]:
+        return Counter(r.verdict for r in self.results)
 
     @property
     def must_retry(self) -> bool:
@@ -333,22 +310,18 @@ class _Work:
 
     def settle(self, claim: Claim, sent: SendResult | None, report: BatchReport, unknown: bool = False) -> None:
         if unknown or sent is None:
-            self._move(claim, State.UNKNOWN, Counter.UNKNOWN, report, Verdict.UNKNOWN, "",
-                       "outcome unknown and the provider cannot be asked",
-                       letter=DeadLetterReason.UNKNOWN_OUTCOME)
+            self._move(claim, Verdict.UNKNOWN, report, "", "outcome unknown and the provider cannot be asked")
         elif sent.outcome is Outcome.DELIVERED:
-            self._move(claim, State.SENT, Counter.SENT, report, Verdict.SENT, sent.provider_message_id, sent.detail)
+            self._move(claim, Verdict.SENT, report, sent.provider_message_id, sent.detail)
         elif sent.outcome is Outcome.BOUNCED:
-            self._move(claim, State.BOUNCED, Counter.BOUNCED, report, Verdict.BOUNCED, sent.provider_message_id,
-                       sent.detail, letter=DeadLetterReason.BOUNCED)
+            self._move(claim, Verdict.BOUNCED, report, sent.provider_message_id, sent.detail)
         elif claim.attempt < self.policy.max_attempts:
             delay = self._delay_before(claim.attempt + 1)
-            move = self._move(claim, State.BLOCKED, Counter.RETRIED, report, Verdict.RETRY_SCHEDULED,
-                              sent.provider_message_id, sent.detail, next_attempt_at=self.now + delay)
+            move = self._move(claim, Verdict.RETRY_SCHEDULED, report, sent.provider_message_id, sent.detail,
+                              next_attempt_at=self.now + delay)
             self.retries.append((move, self._next_attempt(claim), delay))
         else:
-            self._move(claim, State.EXHAUSTED, Counter.EXHAUSTED, report, Verdict.EXHAUSTED,
-                       sent.provider_message_id, sent.detail, letter=DeadLetterReason.BLOCKED_EXHAUSTED)
+            self._move(claim, Verdict.EXHAUSTED, report, sent.provider_message_id, sent.detail)
 
     def commit(self, ports: SendPorts, report: BatchReport) -> None:
         """Settle the ledger with the job counters, then write the follow-ups of what settled."""
@@ -373,13 +346,12 @@ class _Work:
             delay = min(self.policy.max_delay_seconds, max(0, math.ceil(entry.next_attempt_at - now)))
             self.retries.append((move, self._next_attempt(claim), delay))
             return
-        reason = {State.BOUNCED: DeadLetterReason.BOUNCED, State.EXHAUSTED: DeadLetterReason.BLOCKED_EXHAUSTED,
-                  State.UNKNOWN: DeadLetterReason.UNKNOWN_OUTCOME}[entry.state]
-        self.letters.append((move, self._letter(claim, reason, entry.detail)))
+        self.letters.append((move, self._letter(claim, DEAD_LETTER_FOR_STATE[entry.state], entry.detail)))
 
-    def _move(self, claim: Claim, state: State, counter: Counter, report: BatchReport, verdict: Verdict,
-              provider_message_id: str, detail: str, letter: DeadLetterReason | None = None,
+    def _move(self, claim: Claim, verdict: Verdict, report: BatchReport, provider_message_id: str, detail: str,
               next_attempt_at: float = 0.0) -> Move:
+        """Settle as the vocabulary says: the verdict's ledger state, job counter and dead letter."""
+        state, counter, letter = SETTLEMENTS[verdict]
         move = Move(claim=claim, state=state, counter=counter, provider_message_id=provider_message_id,
                     detail=detail, next_attempt_at=next_attempt_at)
         self.transitions.append(move)
