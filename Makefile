@@ -45,7 +45,7 @@ venv: $(DEV_STAMP) ## create .venv (Python 3.13) with everything tests and the l
 test: $(DEV_STAMP) ## all tests: unit (moto in-process) and end-to-end (an embedded local cloud of their own)
 	env -u AWS_ENDPOINT_URL $(BIN)/python -m pytest
 
-test-unit: $(DEV_STAMP) ## unit tests only
+test-unit: $(DEV_STAMP) ## the domain on in-memory fakes (seconds)
 	env -u AWS_ENDPOINT_URL $(BIN)/python -m pytest tests/unit
 
 test-e2e: $(DEV_STAMP) ## end-to-end tests only; against $$AWS_ENDPOINT_URL if set (a LocalStack), else their own cloud

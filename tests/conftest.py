@@ -17,3 +17,21 @@ os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "tes
 from localcloud.emulator.patches import apply as _patch_moto  # noqa: E402
 
 _patch_moto()
+
+from collections.abc import Iterator  # noqa: E402
+
+import boto3  # noqa: E402
+import pytest  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from localcloud.config import CloudSettings  # noqa: E402
+from localcloud.deploy import Deployment, deploy  # noqa: E402
+
+
+@pytest.fixture
+def aws() -> Iterator[Deployment]:
+    """The stack of template.yaml, deployed into moto's in-process mock (no server, no network)."""
+    with mock_aws():
+        yield deploy(CloudSettings.load(), client_factory=lambda service: boto3.client(service))
+
+

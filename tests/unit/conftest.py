@@ -1,4 +1,4 @@
-"""Unit fixtures: the real template deployed into moto's in-process mock, in-memory fakes for the rest."""
+"""Unit fixtures: in-memory fakes of the outside world (the ledger and jobs fakes are in tests/fakes.py)."""
 
 from __future__ import annotations
 
@@ -6,22 +6,9 @@ import io
 import itertools
 from collections.abc import Iterator
 
-import boto3
-import pytest
-from moto import mock_aws
-
 from common.adapters.simulated import SimulatedProvider
 from common.config import SimulatedProviderSettings
 from common.domain.provider import EmailRequest, OutboxEntry, SendResult, TransientProviderError
-from localcloud.config import CloudSettings
-from localcloud.deploy import Deployment, deploy
-
-
-@pytest.fixture
-def aws() -> Iterator[Deployment]:
-    """Every table, queue and bucket of template.yaml, created in moto's mock (no server, no network)."""
-    with mock_aws():
-        yield deploy(CloudSettings.load(), client_factory=lambda service: boto3.client(service))
 
 
 class MemoryOutbox:

@@ -1,5 +1,6 @@
-"""A test harness that plays SQS and Lambda around the real domain code and the real DynamoDB ledger
-(in moto's mock): messages are delivered, redelivered, crashed and retried at the test's command."""
+"""A test harness that plays SQS and Lambda around the real domain code: messages are delivered,
+redelivered, crashed and retried at the test's command. The ledger and the jobs are the in-memory
+fakes (tests/fakes.py), or, given a deployment, the DynamoDB adapters on moto's mock."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from common.adapters.dynamo_ledger import DynamoLedger
 from common.domain.jobs import Job, Upload
 from common.domain.parsing import Importer
 from common.domain.sending import BatchReport, RetryPolicy, SendPorts, deliver_message
+from common.ports import JobStore, Ledger
 from localcloud.deploy import Deployment
+from tests.fakes import MemoryJobs, MemoryLedger, MemoryTables
 from tests.unit.conftest import (
     FaultyProvider,
     MemoryContinuations,
@@ -36,21 +39,27 @@ class Message:
 
 @dataclass
 class Pipeline:
-    deployment: Deployment
+    deployment: Deployment | None = None
     max_attempts: int = 3
     can_look_up: bool = True
     provider_settings: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        dynamodb = boto3.client("dynamodb")
-        outputs = self.deployment.outputs
         self.outbox = MemoryOutbox()
         self.provider = FaultyProvider(self.outbox, can_look_up=self.can_look_up, **self.provider_settings)
         self.queue = MemoryQueue()
         self.uploads = MemoryUploads()
-        self.ledger = DynamoLedger(outputs["ContactsTableName"], outputs["JobsTableName"], client=dynamodb,
-                                   sleep=lambda s: None)
-        self.jobs = DynamoJobs(outputs["JobsTableName"], client=dynamodb)
+        self.ledger: Ledger
+        self.jobs: JobStore
+        if self.deployment is None:
+            tables = MemoryTables()
+            self.ledger, self.jobs = MemoryLedger(tables), MemoryJobs(tables)
+        else:
+            dynamodb = boto3.client("dynamodb")
+            outputs = self.deployment.outputs
+            self.ledger = DynamoLedger(outputs["ContactsTableName"], outputs["JobsTableName"], client=dynamodb,
+                                       sleep=lambda s: None)
+            self.jobs = DynamoJobs(outputs["JobsTableName"], client=dynamodb)
         self.ports = SendPorts(ledger=self.ledger, provider=self.provider, retries=self.queue,
                                dead_letters=self.queue, draw=lambda: 0.5, clock=lambda: self.clock)
         self.policy = RetryPolicy(max_attempts=self.max_attempts, base_delay_seconds=1, max_delay_seconds=8)

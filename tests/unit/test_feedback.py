@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 
 from common.domain.feedback import MalformedFeedback, apply_feedback, read_ses_event
 from common.domain.vocabulary import DeadLetterReason, FeedbackKind, FeedbackMove
-from localcloud.deploy.events import ses_notification, stack_events
+from localcloud.deploy.events import ses_notification
 from tests.unit.pipeline import Pipeline
-from tests.unit.test_handlers import LambdaContext, load_handler
 from tests.unit.test_sending import assert_accounted, rows
 
 
@@ -39,9 +37,9 @@ def test_ses_events_are_read_raw_or_inside_an_sns_envelope():
 
 
 @pytest.fixture
-def sent_to_ann(aws) -> tuple[Pipeline, str]:
+def sent_to_ann() -> tuple[Pipeline, str]:
     """Ann was emailed: her ledger entry is SENT with the provider's message id."""
-    pipeline = Pipeline(aws, provider_settings={"bounce_rate": 0.0, "block_rate": 0.0})
+    pipeline = Pipeline(provider_settings={"bounce_rate": 0.0, "block_rate": 0.0})
     pipeline.upload("incoming/a.csv", rows("ann.lee@example.com", "bob@example.com"))
     pipeline.drain()
     (entry,) = [e for e in pipeline.outbox.recorded if e.to == "ann.lee@example.com"]
@@ -89,20 +87,3 @@ def test_a_complaint_keeps_the_contact_counted_as_sent_and_counts_the_complaint(
                              pipeline.queue)
     assert late.move is FeedbackMove.NOT_SENT
     assert_accounted(pipeline)
-
-
-def test_the_ses_events_handler_takes_the_sqs_event_sam_local_invoke_uses(monkeypatch):
-    from moto import mock_aws
-
-    from localcloud.config import CloudSettings
-    from localcloud.deploy import deploy
-
-    with mock_aws():
-        cloud = deploy(CloudSettings.load(overrides={"EmailProvider": "ses"}),
-                       client_factory=lambda service: boto3.client(service))
-        app = load_handler(cloud, monkeypatch, "SesEventsFunction", "ses_events.app")
-        event = stack_events(cloud)["sqs_ses_bounce.json"]
-        unreadable = dict(event["Records"][0], messageId="unreadable", body="{}")
-        response = app.lambda_handler({"Records": [event["Records"][0], unreadable]}, LambdaContext())
-        # Nothing to retry: the bounce is about an address this ledger never emailed, the other is unreadable
-        assert response == {"batchItemFailures": []}

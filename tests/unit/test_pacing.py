@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import threading
 
-import boto3
-
-from common.adapters.dynamo_send_slots import DynamoSendSlots
 from common.domain.pacing import SendPacer, peak_per_second
 
 
@@ -46,23 +43,3 @@ def test_a_slot_already_past_is_skipped_not_used_late():
     now[0] = first + 0.35  # the sender was held up for 3.5 slots
     second = pacer.next_start()
     assert second >= now[0] - 0.05
-
-
-def test_dynamodb_hands_out_each_slot_once_to_concurrent_callers(aws):
-    table = aws.outputs["SendRateTableName"]
-    taken: list[int] = []
-    lock = threading.Lock()
-
-    def reserve_many() -> None:
-        source = DynamoSendSlots(table, client=boto3.client("dynamodb"))
-        for _ in range(20):
-            granted = source.reserve(5, earliest=0)
-            with lock:
-                taken.extend(granted)
-
-    workers = [threading.Thread(target=reserve_many) for _ in range(4)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    assert len(taken) == len(set(taken)) == 400

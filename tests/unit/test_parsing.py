@@ -1,13 +1,13 @@
 """Importing a file: every row counted once, contacts enqueued in batches, bad files failed clearly,
 and a file too big for one invocation read in segments that neither skip nor repeat a row."""
 
-import boto3
 import pytest
 
-from common.adapters.dynamo_jobs import DynamoJobs
 from common.domain.jobs import JobStatus, Upload
 from common.domain.messages import MAX_CONTACTS_PER_MESSAGE, claim_token
 from common.domain.parsing import ROWS_BETWEEN_DEADLINE_CHECKS, Importer
+from common.ports import JobStore
+from tests.fakes import MemoryJobs
 from tests.unit.conftest import MemoryContinuations, MemoryUploads
 
 
@@ -29,7 +29,7 @@ class CollectingQueue:
 
 
 class World:
-    def __init__(self, jobs: DynamoJobs):
+    def __init__(self, jobs: JobStore):
         self.jobs = jobs
         self.queue = CollectingQueue()
         self.uploads = MemoryUploads()
@@ -50,8 +50,8 @@ class World:
 
 
 @pytest.fixture
-def world(aws) -> World:
-    return World(DynamoJobs(aws.outputs["JobsTableName"], client=boto3.client("dynamodb")))
+def world() -> World:
+    return World(MemoryJobs())
 
 
 def test_every_row_is_counted_once_and_contacts_are_enqueued_in_order(world):

@@ -11,7 +11,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.unit.test_handlers import LambdaContext, load_handler
+from tests.adapters.test_handlers import LambdaContext, load_handler
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "bad"
 

@@ -129,3 +129,20 @@ def test_missing_settings_fail_fast_naming_every_one():
     for expected in ("CONTACTS_TABLE is not set", "EMAIL_PROVIDER='carrier-pigeon'", "MAX_SEND_ATTEMPTS='zero'",
                      "SENDER_ADDRESS is not set"):
         assert expected in message
+
+
+def test_the_ses_events_handler_takes_the_sqs_event_sam_local_invoke_uses(monkeypatch):
+    from moto import mock_aws
+
+    from localcloud.config import CloudSettings
+    from localcloud.deploy import deploy
+
+    with mock_aws():
+        cloud = deploy(CloudSettings.load(overrides={"EmailProvider": "ses"}),
+                       client_factory=lambda service: boto3.client(service))
+        app = load_handler(cloud, monkeypatch, "SesEventsFunction", "ses_events.app")
+        event = stack_events(cloud)["sqs_ses_bounce.json"]
+        unreadable = dict(event["Records"][0], messageId="unreadable", body="{}")
+        response = app.lambda_handler({"Records": [event["Records"][0], unreadable]}, LambdaContext())
+        # Nothing to retry: the bounce is about an address this ledger never emailed, the other is unreadable
+        assert response == {"batchItemFailures": []}
