@@ -51,10 +51,11 @@ test-unit: $(DEV_STAMP) ## the domain on in-memory fakes (seconds)
 test-e2e: $(DEV_STAMP) ## end-to-end tests only; against $$AWS_ENDPOINT_URL if set (a LocalStack), else their own cloud
 	$(BIN)/python -m pytest tests/e2e
 
-lint: $(LINT_STAMP) $(SCAN_STAMP) ## ruff (C901 <= 12), import contracts, mypy --strict (Lambda code), sam validate --lint, cfn-lint, bandit, checkov, pip-audit
+lint: $(LINT_STAMP) $(SCAN_STAMP) ## ruff (C901 <= 12), import contracts, mypy (--strict on the Lambda code), sam validate --lint, cfn-lint, bandit, checkov, pip-audit
 	$(BIN)/ruff check functions localcloud tests bench
 	PYTHONPATH=functions $(SCAN_VENV)/bin/lint-imports
-	cd functions && ../$(SCAN_VENV)/bin/mypy --python-executable ../$(BIN)/python --strict common parse_csv send_email ses_events
+	$(SCAN_VENV)/bin/mypy --python-executable $(BIN)/python --strict -p common -p parse_csv -p send_email -p ses_events
+	$(SCAN_VENV)/bin/mypy --python-executable $(BIN)/python localcloud
 	$(BIN)/sam validate --lint
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/bandit -q -r functions localcloud bench

@@ -132,10 +132,11 @@ class Alarm(_Model, CloudFormationModel):
 
         alarm_name = properties.get("AlarmName") or name
         cloudwatch_backends[account_id][region].put_metric_alarm(
-            name=alarm_name, namespace=properties.get("Namespace"), metric_name=properties.get("MetricName"),
+            name=alarm_name, namespace=str(properties.get("Namespace", "")),
+            metric_name=str(properties.get("MetricName", "")),
             comparison_operator=properties["ComparisonOperator"],
             evaluation_periods=int(properties["EvaluationPeriods"]), period=int(properties.get("Period", 60)),
-            threshold=float(properties["Threshold"]), statistic=properties.get("Statistic"),
+            threshold=float(properties["Threshold"]), statistic=str(properties.get("Statistic", "")),
             description=properties.get("AlarmDescription", ""), dimensions=properties.get("Dimensions", []),
             alarm_actions=properties.get("AlarmActions", []), treat_missing_data=properties.get("TreatMissingData"))
         return cls(alarm_name, {"Arn": f"arn:aws:cloudwatch:{region}:{account_id}:alarm:{alarm_name}"})
@@ -155,7 +156,7 @@ class EventInvokeConfig(_Model, CloudFormationModel):
         from moto.awslambda.utils import get_backend
 
         backend = get_backend(account_id, region)
-        config = {key: properties[key] for key in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds",
+        config: dict[str, Any] = {key: properties[key] for key in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds",
                                                    "DestinationConfig") if key in properties}
         function = backend.get_function(properties["FunctionName"])
         function.event_invoke_config = []  # an update replaces the function's one config

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 
 class _EmptyBody:
@@ -37,7 +37,7 @@ class FaultInjector:
         if calls % self._every:
             return None
         self.injected[operation] = self.injected.get(operation, 0) + 1
-        return AWSResponse(request.url, 503, {}, _EmptyBody())
+        return AWSResponse(request.url, 503, HTTPHeaders(), _EmptyBody())
 
     def take(self) -> dict[str, int]:
         injected, self.injected = self.injected, {}

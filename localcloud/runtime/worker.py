@@ -127,15 +127,15 @@ def serve(connection: Connection, handler: str, code_dir: str, environment: dict
             return
         context = LambdaContext(**request["context"])
         started = time.perf_counter()
-        response, error = None, init_error
+        response, failed = None, init_error
         if function is not None:
             try:
                 response = function(request["event"], context)
             except Exception as failure:  # noqa: BLE001 - the runtime reports it as the invocation's error
-                error = _error_payload(failure)
-                print(json.dumps({"level": "ERROR", **error}))
+                failed = _error_payload(failure)
+                print(json.dumps({"level": "ERROR", **failed}))
         connection.send({
-            "response": response, "error": error, "log": capture.take(), "aws_requests": requests.take(),
+            "response": response, "error": failed, "log": capture.take(), "aws_requests": requests.take(),
             "faults_injected": faults.take(), "duration_ms": (time.perf_counter() - started) * 1000,
             "init_ms": init_ms, "max_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024})
         init_ms = 0.0

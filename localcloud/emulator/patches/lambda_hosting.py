@@ -41,7 +41,7 @@ def _enqueue_async_invocation(account_id: str, event_body: Any, fn_arn: str, reg
     try:
         backend.get_queue(name)
     except QueueDoesNotExist:
-        backend.create_queue(name, **ASYNC_QUEUE_ATTRIBUTES)
+        backend.create_queue(name, None, **ASYNC_QUEUE_ATTRIBUTES)  # type: ignore[arg-type]
     backend.send_message(name, json.dumps(event_body))
 
 

@@ -249,7 +249,7 @@ def apply() -> None:
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.dynamo_type import Item
     from moto.dynamodb.models.table import Table
-    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
     from moto.sqs.models import Queue
 
     DynamoDBBackend.transact_write_items = _atomic_transact_write_items  # type: ignore[method-assign]
@@ -260,12 +260,12 @@ def apply() -> None:
     Table.put_item = _counting_writes(Table.put_item)  # type: ignore[method-assign]
     Table.delete_item = _counting_writes(Table.delete_item)  # type: ignore[method-assign]
     Table.all_items = _sorted_once(Table.all_items)  # type: ignore[method-assign]
-    dynamodb_responses.create_condition_expression_parser = motofast.ValidatingConditionParser
-    dynamodb_responses.DynamoHandler.parse_parameters = motofast.json_parameters(  # type: ignore[method-assign]
+    dynamodb_responses.create_condition_expression_parser = motofast.ValidatingConditionParser  # type: ignore[assignment]
+    dynamodb_responses.DynamoHandler.parse_parameters = motofast.json_parameters(  # type: ignore[method-assign,assignment]
         dynamodb_responses.DynamoHandler.parse_parameters)
     # The parsed tree is only read (moto's validator works on a deep copy of it).
     UpdateExpressionParser.make = classmethod(  # type: ignore[method-assign]
-        functools.lru_cache(maxsize=512)(UpdateExpressionParser.make.__func__))
+        functools.lru_cache(maxsize=512)(UpdateExpressionParser.make.__func__))  # type: ignore[arg-type]
     Queue.wait_for_messages = _wait_for_messages  # type: ignore[method-assign]
     Queue.delete_message = _under_queue_lock(Queue.delete_message)  # type: ignore[method-assign]
     Queue.attributes = property(_QueueAttributes)  # type: ignore[method-assign,assignment]

@@ -172,7 +172,7 @@ class Update:
         """(attribute, new DynamoType or None to remove) for each action, or None to let moto do it."""
         from moto.dynamodb.models.dynamo_type import DynamoType
 
-        planned: list[tuple[str, Any]] = []
+        planned: list[tuple[str | None, Any]] = []
         for name, placeholder in self.sets:
             value = _resolve_value(placeholder, values)
             if value is _UNRESOLVED:
@@ -192,7 +192,7 @@ class Update:
         targets = [attribute for attribute, _ in planned]
         if None in targets or len(set(targets)) != len(targets) or key_names.intersection(targets):
             return None
-        return planned
+        return [(str(attribute), value) for attribute, value in planned]
 
 
 @functools.lru_cache(maxsize=512)
@@ -205,15 +205,17 @@ def compile_update(expression: str) -> Update | None:
         if keyword not in ("SET", "ADD", "REMOVE") or keyword in clauses:
             return None
         clauses[keyword] = [action.strip() for action in body.split(",")]
-    sets, adds, removes = [], [], []
+    sets: list[tuple[str, str]] = []
+    adds: list[tuple[str, str]] = []
+    removes: list[str] = []
     for action in clauses.get("SET", []):
         if not (match := _SET_ACTION.match(action)):
             return None
-        sets.append(match.groups())
+        sets.append((match.group(1), match.group(2)))
     for action in clauses.get("ADD", []):
         if not (match := _ADD_ACTION.match(action)):
             return None
-        adds.append(match.groups())
+        adds.append((match.group(1), match.group(2)))
     for action in clauses.get("REMOVE", []):
         if not (match := _REMOVE_ACTION.match(action)):
             return None
@@ -294,7 +296,7 @@ def condition_holds(expression: str | None, names: Mapping[str, str] | None, val
     if verdict is None:
         from moto.dynamodb.comparisons import get_filter_expression
 
-        return bool(get_filter_expression(expression, names, values).expr(item))
+        return bool(get_filter_expression(expression, names, values).expr(item))  # type: ignore[arg-type]
     return verdict
 
 
