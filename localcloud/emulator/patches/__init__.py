@@ -1,8 +1,9 @@
 """Every change the emulator makes to moto, applied in one place and only to the moto they were written for.
 
-- `moto_internals`: atomic DynamoDB transactions, SQS deletes under the queue's lock, long polls that
-  end when a delayed message matures, and the costs profiling found (see its docstring);
-- `motofast`: compiled fast paths for plain DynamoDB conditions and updates (parity-tested);
+- `atomic_transactions`: a cancelled TransactWriteItems no longer undoes concurrent writes;
+- `sqs_queues`: deletes under the queue's lock (no message back, none lost); long polls end when a
+  delayed message matures;
+- `speedups` and `motofast`: the costs profiling found on every request (parity-tested);
 - `lambda_hosting`: the stack's functions run in the local runtime, not in moto's Docker Lambda;
 - `localcloud.emulator.cloudformation`: the resource types moto's CloudFormation lacks.
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 from importlib.metadata import version
 
 MOTO_VERSION = "5.2.5"
+_applied = False
 
 
 class UnsupportedMoto(RuntimeError):
@@ -31,9 +33,13 @@ def check_moto_version() -> None:
 def apply() -> None:
     """Patch moto in this process: the emulator's server, or mock_aws in tests."""
     check_moto_version()
+    global _applied
+    if _applied:
+        return
     from localcloud.emulator import cloudformation
-    from localcloud.emulator.patches import lambda_hosting, moto_internals
+    from localcloud.emulator.patches import atomic_transactions, lambda_hosting, speedups, sqs_queues
 
-    moto_internals.apply()
-    lambda_hosting.apply()
+    for patch in (atomic_transactions, sqs_queues, speedups, lambda_hosting):
+        patch.apply()
     cloudformation.register()
+    _applied = True

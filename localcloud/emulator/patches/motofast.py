@@ -12,7 +12,7 @@ Here the plain forms are compiled once per expression string and applied directl
   on an item that exists.
 `a` is a name or a `#placeholder`. Anything else - functions, paths, sets, a new item, reserved
 words used bare, a missing placeholder, a key attribute as target, a type mismatch - goes to moto's
-own code, so moto still decides every error. `tests/unit/test_motofast.py` runs both paths on the
+own code, so moto still decides every error. `tests/adapters/test_moto_patches.py` runs both paths on the
 same requests and compares items and outcomes.
 """
 

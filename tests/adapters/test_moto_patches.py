@@ -295,3 +295,41 @@ def test_messages_deleted_and_sent_at_the_same_time_are_neither_lost_nor_brought
             "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
     # Then exactly the 400 new messages are left, all receivable, and no deleted one is in flight
     assert attributes == {"ApproximateNumberOfMessages": "400", "ApproximateNumberOfMessagesNotVisible": "0"}
+
+
+def test_a_cancelled_transaction_never_undoes_a_concurrent_put():
+    # Given a thread running transactions that are always cancelled (their second condition fails)
+    # while another commits puts: moto 5.2.5 alone loses some of them (docs/moto-bugs.md, case 1)
+    import threading
+
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(TableName="t", KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                            AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                            BillingMode="PAY_PER_REQUEST")
+        client.put_item(TableName="t", Item={"k": {"S": "taken"}})
+        done = threading.Event()
+        cancelled = 0
+
+        def cancelled_transactions() -> None:
+            nonlocal cancelled
+            while not done.is_set():
+                with contextlib.suppress(client.exceptions.TransactionCanceledException):
+                    client.transact_write_items(TransactItems=[
+                        {"Put": {"TableName": "t", "Item": {"k": {"S": "other"}}}},
+                        {"Put": {"TableName": "t", "Item": {"k": {"S": "taken"}},
+                                 "ConditionExpression": "attribute_not_exists(k)"}}])
+                cancelled += 1
+
+        canceller = threading.Thread(target=cancelled_transactions)
+        canceller.start()
+        # When 2,000 puts commit meanwhile
+        for i in range(2000):
+            client.put_item(TableName="t", Item={"k": {"S": f"item-{i}"}})
+        done.set()
+        canceller.join()
+        keys = {item["k"]["S"] for page in client.get_paginator("scan").paginate(TableName="t")
+                for item in page["Items"]}
+    # Then every committed put is there, and the cancelled transactions wrote nothing
+    assert cancelled > 0
+    assert {f"item-{i}" for i in range(2000)} <= keys and "other" not in keys
