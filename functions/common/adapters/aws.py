@@ -14,4 +14,5 @@ RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, max_pool_
 
 @cache
 def client(service: str) -> Any:
-    return boto3.session.Session().client(service, config=RETRY_CONFIG)  # type: ignore[call-overload]
+    # boto3's default session: the local runtime's request counter and fault injector hook into it.
+    return boto3.client(service, config=RETRY_CONFIG)  # type: ignore[call-overload]
