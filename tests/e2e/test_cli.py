@@ -188,3 +188,16 @@ def test_a_plain_moto_server_is_named_and_refused(tmp_path):
     finally:
         moto.terminate()
         moto.wait(timeout=10)
+
+
+def test_read_only_commands_do_not_load_the_lambda_runtime(tmp_path):
+    # Given nothing answering, so each read-only command returns at once
+    script = ("import sys; from localcloud.cli import main\n"
+              "for command in (['status'], ['logs', 'SendEmailFunction'], ['dlq'], ['contact', 'a@example.com']):\n"
+              "    assert main(['--endpoint', 'http://127.0.0.1:9', *command]) == 1\n"
+              "print(sorted(m for m in sys.modules if m.startswith('localcloud.runtime')))")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "LOCALCLOUD_STATE_DIR": str(tmp_path)})
+    # Then none of them imported the runtime (its worker processes, its zygote)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
