@@ -37,3 +37,25 @@ def test_an_entry_sqs_calls_malformed_is_an_error_not_a_retry():
     with pytest.raises(QueueSendError, match="malformed"):
         SqsSender("url", client=FlakySqs(sender_fault=True), sleep=lambda s: None).send_entries(
             [{"MessageBody": "m0"}])
+
+
+class BrokenSqs:
+    """SQS that fails one entry of every batch, every time (a partition that does not recover)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def send_message_batch(self, QueueUrl, Entries):
+        self.calls += 1
+        return {"Successful": [{"Id": e["Id"]} for e in Entries[1:]],
+                "Failed": [{"Id": Entries[0]["Id"], "SenderFault": False, "Code": "InternalError"}]}
+
+
+def test_an_entry_that_fails_every_retry_is_an_error_not_silently_dropped():
+    # Given SQS failing the same entry on every attempt
+    sqs = BrokenSqs()
+    # When three messages are sent, Then the send fails loudly after the last attempt (its caller retries the
+    # whole record), having sent the other two once
+    with pytest.raises(QueueSendError, match="1 messages still failed after 6 attempts"):
+        SqsSender("url", client=sqs, sleep=lambda s: None).send_entries({"MessageBody": f"m{i}"} for i in range(3))
+    assert sqs.calls == 6

@@ -41,6 +41,26 @@ def test_a_contact_in_two_files_gets_one_email(pipeline):
     assert_accounted(pipeline)
 
 
+def test_one_address_twice_in_one_message_gets_one_email_and_the_second_row_counts_as_a_duplicate(pipeline):
+    # Given a message carrying the same address on rows 1 and 2 (a file past the parser's in-file memory
+    # of addresses can enqueue one address twice, in the same message)
+    from common.domain.messages import ContactBatch, Delivery
+
+    job_id = pipeline.upload("incoming/a.csv", rows("ann@example.com", "bob@example.com"))
+    (message,) = pipeline.inbox
+    batch = ContactBatch.decode(message.body)
+    message.body = ContactBatch(job_id=batch.job_id, source_key=batch.source_key, deliveries=(
+        Delivery(email="ann@example.com", name="Ann", row=1), Delivery(email="ann@example.com", name="Ann", row=2),
+    )).encode()
+    # When it is delivered, and delivered again
+    pipeline.drain(redeliver_each=True)
+    # Then Ann got one email, row 2 is counted once as a duplicate, and the job settles
+    assert pipeline.delivered_per_address() == {"ann@example.com": 1}
+    job = pipeline.job(job_id)
+    assert (job.sent, job.duplicate) == (1, 1)
+    assert_accounted(pipeline)
+
+
 def test_a_message_delivered_twice_sends_and_counts_once(pipeline):
     pipeline.upload("incoming/a.csv", rows("ann@example.com", "bob@example.com"))
     pipeline.drain(redeliver_each=True)
