@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from common.domain.jobs import Checkpoint, ImportState, Job, ParseTally, Stage, Upload
-from common.domain.ledger import Claim, DuplicateMark, LedgerEntry, Move, Transition
+from common.domain.ledger import Claim, DuplicateMark, LedgerEntry, Move, Transition, feedback_refusal
 from common.domain.vocabulary import FeedbackMove, JobCounter, State
 
 
@@ -101,12 +101,8 @@ class MemoryLedger:
             entry = self.tables.contacts.get(email)
             if entry is None:
                 return FeedbackMove.NOT_OURS, None
-            if entry.provider_message_id != provider_message_id or not provider_message_id:
-                return FeedbackMove.NOT_OURS, entry
-            if entry.state is state:
-                return FeedbackMove.ALREADY_RECORDED, entry
-            if entry.state is not State.SENT:
-                return FeedbackMove.NOT_SENT, entry
+            if (refusal := feedback_refusal(entry, provider_message_id, state)) is not None:
+                return refusal, entry
             self.tables.contacts[email] = replace(entry, state=state, detail=detail[:500])
             counters = self.tables.counters[entry.job_id]
             if state is State.BOUNCED:

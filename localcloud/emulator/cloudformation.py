@@ -21,10 +21,6 @@ _registered = False
 TLS_ONLY_CONDITION = "aws:SecureTransport"
 
 
-def _arn_parts(arn: str) -> list[str]:
-    return arn.split(":")
-
-
 class _Model:
     """A resource whose whole state lives in a moto backend; this object only names it. Each model below
     also subclasses CloudFormationModel directly: moto finds models by `CloudFormationModel.__subclasses__()`."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from common.adapters.aws import client as aws_client
-from common.domain.ledger import Claim, DuplicateMark, LedgerEntry, Move, Transition
+from common.domain.ledger import Claim, DuplicateMark, LedgerEntry, Move, Transition, feedback_refusal
 from common.domain.vocabulary import FeedbackMove, JobCounter, State
 
 if TYPE_CHECKING:
@@ -193,15 +193,11 @@ class DynamoLedger:
         as `provider_message_id` only; returns what was done and the entry as it was."""
         item = self._client.get_item(TableName=self._contacts, Key={"email": {"S": email}},
                                      ConsistentRead=True).get("Item")
-        if not item:
+        entry = _entry(item) if item else None
+        if entry is None:
             return FeedbackMove.NOT_OURS, None
-        entry = _entry(item)
-        if entry.provider_message_id != provider_message_id or not provider_message_id:
-            return FeedbackMove.NOT_OURS, entry
-        if entry.state is state:
-            return FeedbackMove.ALREADY_RECORDED, entry
-        if entry.state is not State.SENT:
-            return FeedbackMove.NOT_SENT, entry
+        if (refusal := feedback_refusal(entry, provider_message_id, state)) is not None:
+            return refusal, entry
         counts = "ADD bounced :one, sent :minus" if state is State.BOUNCED else "ADD complained :one"
         values: dict[str, Any] = {":one": {"N": "1"}}
         if state is State.BOUNCED:

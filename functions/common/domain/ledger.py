@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.domain.vocabulary import JobCounter, State
+from common.domain.vocabulary import FeedbackMove, JobCounter, State
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,3 +73,17 @@ class DuplicateMark:
 
 
 Transition = Move | DuplicateMark
+
+
+def feedback_refusal(entry: LedgerEntry, provider_message_id: str, state: State) -> FeedbackMove | None:
+    """Why a bounce or complaint for `provider_message_id` does not move this entry; None when it does.
+
+    Only the email the ledger recorded as sent under that message id is moved, only from SENT, and a
+    repeated event changes nothing (the first word stands: a bounce after a complaint is NOT_SENT)."""
+    if not provider_message_id or entry.provider_message_id != provider_message_id:
+        return FeedbackMove.NOT_OURS
+    if entry.state is state:
+        return FeedbackMove.ALREADY_RECORDED
+    if entry.state is not State.SENT:
+        return FeedbackMove.NOT_SENT
+    return None
