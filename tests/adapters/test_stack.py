@@ -109,3 +109,45 @@ def test_the_emulator_refuses_a_moto_its_patches_were_not_written_for(monkeypatc
     monkeypatch.setattr(patches, "version", lambda name: "9.9.9")
     with pytest.raises(patches.UnsupportedMoto, match=f"written for moto {patches.MOTO_VERSION}, and moto 9.9.9"):
         patches.check_moto_version()
+
+
+def test_resource_types_the_endpoint_cannot_create_are_named_at_deploy_time():
+    # Given an endpoint whose CloudFormation says it creates no alarms
+    with mock_aws():
+        from moto.cloudformation.parsing import get_model_map
+
+        supported = set(get_model_map()) - {"AWS::CloudWatch::Alarm"}
+        deployment = deploy(CloudSettings.load(), client_factory=lambda service: boto3.client(service),
+                            supported_types=supported)
+    # Then the deployment names each alarm, not dropping it silently
+    assert {"DeadLetterQueueNotEmptyAlarm (AWS::CloudWatch::Alarm)", "UnknownOutcomeAlarm (AWS::CloudWatch::Alarm)",
+            "ParseErrorsAlarm (AWS::CloudWatch::Alarm)"} <= set(deployment.not_emulated)
+
+
+def test_editing_the_template_and_deploying_again_updates_the_same_stack(tmp_path):
+    # Given the project copied, deployed, then its template edited (a queue's visibility timeout)
+    (tmp_path / "functions").symlink_to(ROOT / "functions")
+    template = (ROOT / "template.yaml").read_text()
+    (tmp_path / "template.yaml").write_text(template)
+    with mock_aws():
+        first = deploy(CloudSettings.load(root=tmp_path), client_factory=lambda service: boto3.client(service))
+        assert "VisibilityTimeout: 960" in template
+        (tmp_path / "template.yaml").write_text(template.replace("VisibilityTimeout: 960", "VisibilityTimeout: 901"))
+        # When it is deployed again
+        second = deploy(CloudSettings.load(root=tmp_path), client_factory=lambda service: boto3.client(service))
+        url = second.outputs["ParseContinuationsQueueUrl"]
+        timeout = boto3.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])
+    # Then it is an update of the same stack: same queue, new setting, same tables
+    assert second.changed and url == first.outputs["ParseContinuationsQueueUrl"]
+    assert timeout["Attributes"]["VisibilityTimeout"] == "901"
+    assert second.outputs["ContactsTableName"] == first.outputs["ContactsTableName"]
+
+
+def test_the_localcloud_command_is_installed_in_the_venv():
+    import shutil
+    import sys
+
+    script = shutil.which("localcloud", path=str(Path(sys.executable).parent))
+    assert script is not None
+    result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "AWS_ENDPOINT_URL" in result.stdout
