@@ -328,6 +328,12 @@ def cmd_status(cloud: LocalCloud, args: argparse.Namespace) -> int:
         print(json.dumps({"jobs": [j.to_json() for j in jobs]}, indent=2))
     elif not args.watch:
         out.print(jobs_table(jobs))
+    if not args.json:
+        for job in jobs:
+            details = [f"columns: {job.columns}"] if job.columns else []
+            details += [f"failed: {job.failure_reason}"] if job.failure_reason else []
+            if details:
+                out.print(f"[dim]{job.key}: {'; '.join(details)}[/]", highlight=False)
     if args.job and not jobs:
         err.print(f"[red]no job matches {args.job!r}[/]")
         return 1

@@ -3,7 +3,9 @@ from the stack, updated in place; local settings that never reach a SAM environm
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -151,3 +153,14 @@ def test_the_localcloud_command_is_installed_in_the_venv():
     assert script is not None
     result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "AWS_ENDPOINT_URL" in result.stdout
+
+
+def test_the_parse_only_benchmark_runs(tmp_path):
+    # bench.parse_only keeps its own stand-in of the jobs port: it must follow the port
+    from localcloud.samples import write_sample
+
+    sample = write_sample(tmp_path / "s.csv", 300)
+    result = subprocess.run([sys.executable, "-m", "bench.parse_only", str(sample)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["rows"] == 300

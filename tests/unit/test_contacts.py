@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 
 from common.domain.contacts import (
     Contact,
+    ContactReader,
     DuplicateRow,
     InvalidEmail,
     InvalidRow,
+    Layout,
     _plain_email,
     clean_name,
     normalise_email,
@@ -34,6 +36,36 @@ def test_seed_format_rows_become_contacts_with_their_line_numbers():
 def test_a_header_row_is_recognised_and_its_columns_are_used():
     rows = verdicts("email,Full Name\nann@example.com,Ann Lee\n")
     assert rows == [Contact("ann@example.com", "Ann Lee", 2)]
+
+
+@pytest.mark.parametrize(("header", "row", "used"), [
+    ("First Name,Last Name,Email Address", "Ada,Lovelace,ada@example.com",
+     "email from 'Email Address', name from 'First Name' + 'Last Name'"),
+    ("Given Name,Additional Name,Family Name,E-mail 1 - Type,E-mail 1 - Value",  # Google Contacts
+     "Ada,,Lovelace,* Home,ada@example.com", "email from 'E-mail 1 - Value', name from 'Given Name' + 'Family Name'"),
+    ("Display Name,email_address", "Ada Lovelace,ada@example.com",
+     "email from 'email_address', name from 'Display Name'"),
+    ("  E-MAIL , Full  Name", "ada@example.com, Ada Lovelace", "email from 'E-MAIL', name from 'Full  Name'"),
+])
+def test_headers_are_recognised_as_real_exports_name_them(header, row, used):
+    # Given an export whose header names the columns its own way
+    reader = ContactReader(io.StringIO(f"{header}\n{row}\n", newline=""))
+    # When it is read, Then the name comes out whole and the reader says which columns it used
+    assert list(reader) == [Contact("ada@example.com", "Ada Lovelace", 2)]
+    assert reader.layout is not None and reader.layout.describe() == used
+
+
+def test_an_email_only_file_greets_generically_and_a_missing_last_name_is_no_problem():
+    assert verdicts("Email\nann@example.com\n") == [Contact("ann@example.com", "", 2)]
+    assert verdicts("First Name,Last Name,Email\nAnn,,ann@example.com\n") == [Contact("ann@example.com", "Ann", 2)]
+
+
+def test_a_layout_survives_a_checkpoint_and_reads_one_written_before_first_and_last_names():
+    layout = ContactReader(io.StringIO("Given Name,Family Name,Email\n", newline=""))
+    list(layout)
+    assert Layout.from_json(layout.layout.to_json()) == layout.layout
+    old = Layout.from_json({"name_column": 1, "email_column": 0, "min_columns": 2, "max_columns": 3})
+    assert (old.name_columns, old.email_column, old.header) == ((1,), 0, ())
 
 
 def test_quoted_fields_crlf_and_a_bom_decoded_from_bytes():

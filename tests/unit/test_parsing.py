@@ -65,7 +65,16 @@ def test_every_row_is_counted_once_and_contacts_are_enqueued_in_order(world):
     assert job.invalid_reasons == {"too few columns (1, expected at least 2)": 1}
     assert [r.row for r in world.uploads.rejects["rejects/a.csv"]] == [251]
     assert (job.rejects_key, result.archived_key) == ("rejects/a.csv", "processed/a.csv")
+    assert job.columns.startswith("no header: the seed's columns")
     assert not world.continuations.requested
+
+
+def test_the_job_records_which_columns_a_file_s_header_named(world):
+    result = world.importer.import_upload(world.upload("incoming/g.csv", "Given Name,Family Name,E-mail 1 - Value\n"
+                                                                         "Ada,Lovelace,ada@example.com\n"))
+    job = world.jobs.get(result.job_id)
+    assert job.columns == "email from 'E-mail 1 - Value', name from 'Given Name' + 'Family Name'"
+    assert [d.name for b in world.queue.batches for d in b.deliveries] == ["Ada Lovelace"]
 
 
 def test_a_file_that_is_not_utf8_fails_its_job_with_a_clear_reason(world):

@@ -12,6 +12,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
@@ -50,10 +51,16 @@ MAX_FIELD_LENGTH = 1_000
 MAX_REMEMBERED_EMAILS = 200_000
 
 
-_EMAIL_HEADERS = {"email", "e-mail", "email address", "mail"}
+# Header labels as exports name them, compared lower-cased with runs of spaces, `_` and `-` as one space
+# (docs/csv-files.md has the table): "E-mail 1 - Value" (Google Contacts) is "e mail 1 value".
+_EMAIL_HEADERS = {"email", "e mail", "email address", "e mail address", "mail", "e mail 1 value",
+                  "email 1 value"}
 
 
-_NAME_HEADERS = {"name", "full name", "fullname", "contact", "contact name"}
+_NAME_HEADERS = {"name", "full name", "fullname", "display name", "contact", "contact name"}
+_FIRST_NAME_HEADERS = {"first name", "firstname", "given name"}
+_LAST_NAME_HEADERS = {"last name", "lastname", "family name", "surname"}
+_LABEL_SEPARATORS = re.compile(r"[\s_-]+")
 
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
@@ -139,33 +146,60 @@ def clean_name(raw: str) -> str:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where a file's name and email are, and how many columns a row may have."""
+    """Where a file's email and name are (the name may be first + last), and how many columns a row may have."""
 
-    name_column: int
+    name_columns: tuple[int, ...]
     email_column: int
     min_columns: int
     max_columns: int
+    header: tuple[str, ...] = ()  # the header's labels, when the file has one
 
-    def to_json(self) -> dict[str, int]:
-        return {"name_column": self.name_column, "email_column": self.email_column,
-                "min_columns": self.min_columns, "max_columns": self.max_columns}
+    def describe(self) -> str:
+        """Which columns were used, as `status` shows it."""
+        if not self.header:
+            return "no header: the seed's columns (name, email, phone, street, city, state, zip)"
+        names = " + ".join(repr(self.header[i]) for i in self.name_columns if i < len(self.header))
+        return f"email from {self.header[self.email_column]!r}, name from {names or 'no column'}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name_columns": list(self.name_columns), "email_column": self.email_column,
+                "min_columns": self.min_columns, "max_columns": self.max_columns, "header": list(self.header)}
 
     @classmethod
-    def from_json(cls, data: dict[str, int]) -> Layout:
-        return cls(**{k: int(v) for k, v in data.items()})
+    def from_json(cls, data: dict[str, Any]) -> Layout:
+        # Checkpoints written before first + last names held one `name_column`.
+        names = data["name_columns"] if "name_columns" in data else [data["name_column"]]
+        return cls(name_columns=tuple(int(i) for i in names), email_column=int(data["email_column"]),
+                   min_columns=int(data["min_columns"]), max_columns=int(data["max_columns"]),
+                   header=tuple(data.get("header", ())))
 
 
-SEED_LAYOUT = Layout(name_column=0, email_column=1, min_columns=2, max_columns=len(SEED_COLUMNS))
+SEED_LAYOUT = Layout(name_columns=(0,), email_column=1, min_columns=2, max_columns=len(SEED_COLUMNS))
+
+
+def header_label(field: str) -> str:
+    return _LABEL_SEPARATORS.sub(" ", field.strip().lower()).strip()
 
 
 def _header_layout(fields: list[str]) -> Layout | None:
-    labels = [field.strip().lower() for field in fields]
-    email_column = next((i for i, label in enumerate(labels) if label in _EMAIL_HEADERS), None)
+    labels = [header_label(field) for field in fields]
+
+    def first(names: set[str]) -> int | None:
+        return next((i for i, label in enumerate(labels) if label in names), None)
+
+    email_column = first(_EMAIL_HEADERS)
     if email_column is None:
         return None
-    name_column = next((i for i, label in enumerate(labels) if label in _NAME_HEADERS), 0 if email_column else 1)
-    needed = max(email_column, name_column) + 1
-    return Layout(name_column=name_column, email_column=email_column, min_columns=needed, max_columns=len(fields))
+    full, given, family = first(_NAME_HEADERS), first(_FIRST_NAME_HEADERS), first(_LAST_NAME_HEADERS)
+    if full is not None:
+        name_columns: tuple[int, ...] = (full,)
+    elif given is not None or family is not None:
+        name_columns = tuple(i for i in (given, family) if i is not None)
+    else:
+        name_columns = (0 if email_column else 1,) if len(fields) > 1 else ()
+    needed = max((email_column, *name_columns)) + 1
+    return Layout(name_columns=name_columns, email_column=email_column, min_columns=needed, max_columns=len(fields),
+                  header=tuple(field.strip() for field in fields))
 
 
 def _judge(fields: list[str], row: int, layout: Layout) -> Contact | InvalidRow:
@@ -177,7 +211,8 @@ def _judge(fields: list[str], row: int, layout: Layout) -> Contact | InvalidRow:
                           tuple(fields))
     if max(map(len, fields)) > MAX_FIELD_LENGTH:
         return InvalidRow(row, f"a field is longer than {MAX_FIELD_LENGTH} characters", tuple(fields))
-    name = clean_name(fields[layout.name_column])
+    columns = layout.name_columns
+    name = clean_name(fields[columns[0]] if len(columns) == 1 else " ".join(fields[i] for i in columns))
     if len(name) > MAX_NAME_LENGTH:
         return InvalidRow(row, f"name longer than {MAX_NAME_LENGTH} characters", tuple(fields))
     try:

@@ -120,6 +120,7 @@ class Job:
     failure_reason: str = ""
     invalid_reasons: dict[str, int] = field(default_factory=dict)
     rejects_key: str = ""
+    columns: str = ""  # which columns the email and name came from (Layout.describe)
     started_at: str = ""
     parsed_at: str = ""
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from common.domain.contacts import Contact, ContactReader, DuplicateRow, InvalidRow
+from common.domain.contacts import Contact, ContactReader, DuplicateRow, InvalidRow, Layout
 from common.domain.jobs import Checkpoint, ImportState, ParseTally, Stage, Upload
 from common.domain.lines import PositionedLines
 from common.domain.messages import Delivery, pack_batches
@@ -158,13 +158,14 @@ class Importer:
             if self.jobs.save_checkpoint(upload.job_id, following):
                 self._request_continuation(upload.job_id, following.segment)
             return ImportResult(job_id=upload.job_id, tally=tally, segment=checkpoint.segment, continued=True)
-        return self._finish(state, tally, rejects, text.failure)
+        return self._finish(state, tally, rejects, text.failure, reader.layout)
 
-    def _finish(self, state: ImportState, tally: ParseTally, rejects: RejectsSink, failure_reason: str) -> ImportResult:
+    def _finish(self, state: ImportState, tally: ParseTally, rejects: RejectsSink, failure_reason: str,
+                layout: Layout | None = None) -> ImportResult:
         upload, segment = state.upload, state.checkpoint.segment
         rejects_key = rejects.close(state.checkpoint.rejects_parts)
         self.jobs.finish(upload.job_id, tally, failure_reason=failure_reason, rejects_key=rejects_key,
-                         segment=segment)
+                         segment=segment, columns=layout.describe() if layout else "")
         archived_key = self.uploads.archive(upload, failed=bool(failure_reason))
         return ImportResult(job_id=upload.job_id, tally=tally, segment=segment, failure_reason=failure_reason,
                             rejects_key=rejects_key, archived_key=archived_key)
