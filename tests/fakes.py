@@ -153,7 +153,7 @@ class MemoryJobs:
             if upload.job_id not in self.tables.heads:
                 self.tables.heads[upload.job_id] = {
                     "upload": upload, "stage": Stage.PARSING, "content_etag": content_etag or upload.etag,
-                    "segment": 0, "continued": 0, "checkpoint": Checkpoint(), "started_at": _now()}
+                    "segment": 0, "continued": 0, "checkpoint": Checkpoint().encode(), "started_at": _now()}
                 return ImportState(upload=upload, checkpoint=Checkpoint(), content_etag=content_etag or upload.etag)
         state = self.resume(upload.job_id)
         return state if state is not None and state.parsing else None
@@ -162,7 +162,9 @@ class MemoryJobs:
         head = self.tables.heads.get(job_id)
         if head is None:
             return None
-        return ImportState(upload=head["upload"], checkpoint=head.get("checkpoint") or Checkpoint(),
+        # Stored encoded, as the jobs table stores it: what does not survive encoding does not survive here.
+        checkpoint = Checkpoint.decode(head["checkpoint"]) if head.get("checkpoint") else Checkpoint()
+        return ImportState(upload=head["upload"], checkpoint=checkpoint,
                            continued=head["continued"], content_etag=head["content_etag"], stage=head["stage"])
 
     def save_checkpoint(self, job_id: str, checkpoint: Checkpoint) -> bool:
@@ -170,7 +172,7 @@ class MemoryJobs:
             head = self.tables.heads[job_id]
             if head["stage"] is not Stage.PARSING or head["segment"] != checkpoint.segment - 1:
                 return False
-            head.update(segment=checkpoint.segment, checkpoint=checkpoint)
+            head.update(segment=checkpoint.segment, checkpoint=checkpoint.encode())
             return True
 
     def mark_continued(self, job_id: str, segment: int) -> None:

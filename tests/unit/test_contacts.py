@@ -68,6 +68,31 @@ def test_a_layout_survives_a_checkpoint_and_reads_one_written_before_first_and_l
     assert (old.name_columns, old.email_column, old.header) == ((1,), 0, ())
 
 
+@pytest.mark.parametrize(("text", "delimiter"), [
+    ("sep=;\nName;Email\nZoë Ölund;zoe@example.com\n\"Smith; Bob\";bob@example.com\n", ";"),  # Excel, most of Europe
+    ("Name;Email\nZoë Ölund;zoe@example.com\n\"Smith; Bob\";bob@example.com\n", ";"),
+    ("Name\tEmail\nZoë Ölund\tzoe@example.com\n\"Smith; Bob\"\tbob@example.com\n", "\t"),  # "Unicode Text"
+    ("email|full name\nzoe@example.com|Zoë Ölund\nbob@example.com|Smith; Bob\n", "|"),
+    ("Name,Email\nZoë Ölund,zoe@example.com\n\"Smith; Bob\",bob@example.com\n", ","),
+])
+def test_the_delimiter_is_told_from_the_file(text, delimiter):
+    # Given the same two contacts exported with a comma, a semicolon (with or without Excel's sep= line),
+    # a tab or a pipe
+    reader = ContactReader(io.StringIO(text, newline=""))
+    # When read, Then both come out with their names, numbered by their line in the file
+    first_row = 3 if text.startswith("sep=") else 2
+    assert [(c.email, c.name, c.row) for c in reader] == [("zoe@example.com", "Zoë Ölund", first_row),
+                                                          ("bob@example.com", "Smith; Bob", first_row + 1)]
+    assert reader.layout is not None and reader.layout.delimiter == delimiter
+
+
+def test_the_seed_format_keeps_its_comma_and_space_separator():
+    reader = ContactReader(io.StringIO("Ann Lee, ann@example.com, 555; ext 2, 1 Main St, Austin, TX, 73301\n"
+                                       "Bo Chen, bo@example.com, 555, 2 Main St, Austin, TX, 73301\n", newline=""))
+    assert [c.name for c in reader] == ["Ann Lee", "Bo Chen"]
+    assert reader.layout.delimiter == "," and reader.layout.describe().startswith("no header")
+
+
 def test_quoted_fields_crlf_and_a_bom_decoded_from_bytes():
     raw = '\ufeffName,Email\r\n"Smith, Bob","bob@example.com"\r\n'.encode()
     text = io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8-sig", newline="")

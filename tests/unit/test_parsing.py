@@ -99,6 +99,25 @@ def big_file(rows: int) -> str:
     return "".join(lines)
 
 
+def test_a_semicolon_file_read_in_segments_keeps_its_delimiter_and_header(world):
+    # Given a semicolon export with Excel's sep= line, long enough for several segments
+    rows = 1_200
+    text = "sep=;\nFirst Name;Last Name;E-mail\n"
+    text += "".join(f"Zoë;Ölund {i};zoe{i}@example.com\n" for i in range(rows))
+    upload = world.upload("incoming/export.csv", text)
+    # When it is imported, a segment per 500 rows
+    first = world.importer.import_upload(upload, should_stop=lambda: True)
+    later = world.run_continuations()
+    # Then every segment read it with the same delimiter and columns: every row is a contact, named whole
+    assert first.continued and len(later) == 2
+    job = world.jobs.get(first.job_id)
+    assert (job.rows, job.invalid, job.enqueued) == (rows, 0, rows)
+    names = [d.name for b in world.queue.batches for d in b.deliveries]
+    assert names[0] == "Zoë Ölund 0" and names[-1] == f"Zoë Ölund {rows - 1}" and len(set(names)) == rows
+    assert [d.row for b in world.queue.batches for d in b.deliveries][:2] == [3, 4]
+    assert job.columns == "delimiter semicolon; email from 'E-mail', name from 'First Name' + 'Last Name'"
+
+
 def test_a_file_read_in_segments_counts_and_enqueues_every_row_exactly_once(world):
     # Given a 4,000-row file and an invocation whose deadline is near at every look at the clock
     rows = 4_000

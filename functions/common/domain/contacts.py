@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import csv
 import functools
+import itertools
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
@@ -153,17 +155,21 @@ class Layout:
     min_columns: int
     max_columns: int
     header: tuple[str, ...] = ()  # the header's labels, when the file has one
+    delimiter: str = ","
 
     def describe(self) -> str:
-        """Which columns were used, as `status` shows it."""
+        """Which columns were used (and the delimiter, when not a comma), as `status` shows it."""
+        name = DELIMITER_NAMES.get(self.delimiter, repr(self.delimiter))
+        delimiter = "" if self.delimiter == "," else f"delimiter {name}; "
         if not self.header:
-            return "no header: the seed's columns (name, email, phone, street, city, state, zip)"
+            return delimiter + "no header: the seed's columns (name, email, phone, street, city, state, zip)"
         names = " + ".join(repr(self.header[i]) for i in self.name_columns if i < len(self.header))
-        return f"email from {self.header[self.email_column]!r}, name from {names or 'no column'}"
+        return f"{delimiter}email from {self.header[self.email_column]!r}, name from {names or 'no column'}"
 
     def to_json(self) -> dict[str, Any]:
         return {"name_columns": list(self.name_columns), "email_column": self.email_column,
-                "min_columns": self.min_columns, "max_columns": self.max_columns, "header": list(self.header)}
+                "min_columns": self.min_columns, "max_columns": self.max_columns, "header": list(self.header),
+                "delimiter": self.delimiter}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Layout:
@@ -171,7 +177,7 @@ class Layout:
         names = data["name_columns"] if "name_columns" in data else [data["name_column"]]
         return cls(name_columns=tuple(int(i) for i in names), email_column=int(data["email_column"]),
                    min_columns=int(data["min_columns"]), max_columns=int(data["max_columns"]),
-                   header=tuple(data.get("header", ())))
+                   header=tuple(data.get("header", ())), delimiter=str(data.get("delimiter", ",")))
 
 
 SEED_LAYOUT = Layout(name_columns=(0,), email_column=1, min_columns=2, max_columns=len(SEED_COLUMNS))
@@ -181,7 +187,49 @@ def header_label(field: str) -> str:
     return _LABEL_SEPARATORS.sub(" ", field.strip().lower()).strip()
 
 
-def _header_layout(fields: list[str]) -> Layout | None:
+# The delimiters a file may use, in order of preference when two read a sample equally well.
+DELIMITERS = (",", ";", "\t", "|")
+DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+SNIFF_LINES = 50
+
+
+def sniff_delimiter(sample: list[str]) -> str:
+    """The delimiter that splits the sample's records into the same number of fields (2 or more) most
+    consistently; a comma when none does (the rows are then judged one by one)."""
+    best, best_score = ",", (0.0, 0)
+    for delimiter in DELIMITERS:
+        counts = _field_counts(sample, delimiter)
+        if not counts:
+            continue
+        modal, frequency = Counter(counts).most_common(1)[0]
+        score = (frequency / len(counts), modal)
+        if modal >= 2 and score[0] > best_score[0]:
+            best, best_score = delimiter, score
+    return best
+
+
+def _field_counts(sample: list[str], delimiter: str) -> list[int]:
+    """How many fields each non-blank record of the sample has, read with this delimiter."""
+    reader = csv.reader(sample, delimiter=delimiter, skipinitialspace=True, strict=False)
+    counts = []
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return counts
+        except csv.Error:  # e.g. a field over the csv module's size limit: judged later, row by row
+            continue
+        if fields and any(field.strip() for field in fields):
+            counts.append(len(fields))
+
+
+def _excel_separator(line: str) -> str | None:
+    """Excel's `sep=;` first line: the file's delimiter, said outright."""
+    text = line.strip().lstrip("\ufeff")
+    return text[4] if len(text) == 5 and text[:4].lower() == "sep=" else None
+
+
+def _header_layout(fields: list[str], delimiter: str = ",") -> Layout | None:
     labels = [header_label(field) for field in fields]
 
     def first(names: set[str]) -> int | None:
@@ -199,7 +247,7 @@ def _header_layout(fields: list[str]) -> Layout | None:
         name_columns = (0 if email_column else 1,) if len(fields) > 1 else ()
     needed = max((email_column, *name_columns)) + 1
     return Layout(name_columns=name_columns, email_column=email_column, min_columns=needed, max_columns=len(fields),
-                  header=tuple(field.strip() for field in fields))
+                  header=tuple(field.strip() for field in fields), delimiter=delimiter)
 
 
 def _judge(fields: list[str], row: int, layout: Layout) -> Contact | InvalidRow:
@@ -242,7 +290,19 @@ class ContactReader:
         self._remember = remember
 
     def __iter__(self) -> Iterator[RowVerdict]:
-        reader = csv.reader(self._lines, skipinitialspace=True, strict=False)
+        lines: Iterable[str] = self._lines
+        first_line = self._first_line
+        if self.layout is not None:
+            delimiter = self.layout.delimiter
+        else:  # the file's first segment: tell its delimiter from its first lines
+            rest = iter(lines)
+            sample = list(itertools.islice(rest, SNIFF_LINES))
+            said = _excel_separator(sample[0]) if sample else None
+            if said is not None:
+                sample, first_line = sample[1:], first_line + 1  # not a record
+            delimiter = said or sniff_delimiter(sample)
+            lines = itertools.chain(sample, rest)
+        reader = csv.reader(lines, delimiter=delimiter, skipinitialspace=True, strict=False)
         seen: set[str] = set()
         while True:
             try:
@@ -250,16 +310,16 @@ class ContactReader:
             except StopIteration:
                 return
             except csv.Error as error:  # e.g. a field over the csv module's size limit
-                yield InvalidRow(self._first_line + reader.line_num, f"unreadable CSV record: {error}", ())
+                yield InvalidRow(first_line + reader.line_num, f"unreadable CSV record: {error}", ())
                 continue
             if not fields or (len(fields) == 1 and not fields[0].strip()):
                 continue  # a blank line is not a record
-            row = self._first_line + reader.line_num
+            row = first_line + reader.line_num
             if self.layout is None:
-                self.layout = _header_layout(fields)
+                self.layout = _header_layout(fields, delimiter)
                 if self.layout is not None:
                     continue
-                self.layout = SEED_LAYOUT
+                self.layout = replace(SEED_LAYOUT, delimiter=delimiter)
             verdict = _judge(fields, row, self.layout)
             if isinstance(verdict, Contact):
                 if verdict.email in seen:
