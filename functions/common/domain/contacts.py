@@ -211,7 +211,7 @@ def sniff_delimiter(sample: list[str]) -> str:
 def _field_counts(sample: list[str], delimiter: str) -> list[int]:
     """How many fields each non-blank record of the sample has, read with this delimiter."""
     reader = csv.reader(sample, delimiter=delimiter, skipinitialspace=True, strict=False)
-    counts = []
+    counts: list[int] = []
     while True:
         try:
             fields = next(reader)
