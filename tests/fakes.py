@@ -179,14 +179,14 @@ class MemoryJobs:
         self.tables.heads[job_id]["continued"] = segment
 
     def finish(self, job_id: str, tally: ParseTally, failure_reason: str = "", rejects_key: str = "",
-               segment: int = 0, columns: str = "") -> None:
+               segment: int = 0, read_as: str = "") -> None:
         with self.tables.lock:
             head = self.tables.heads[job_id]
             if head["stage"] is not Stage.PARSING or head["segment"] != segment:
                 return  # a concurrent parse of the same segment finished first with the same tally
             head.update(stage=Stage.FAILED if failure_reason else Stage.PARSED, tally=tally.copy(),
                         failure_reason=failure_reason, rejects_key=rejects_key, parsed_at=_now(), checkpoint=None,
-                        columns=columns)
+                        read_as=read_as)
 
     def interrupt(self, job_id: str) -> None:
         """What a parse that died before finishing leaves behind: the job still PARSING."""
@@ -205,7 +205,7 @@ class MemoryJobs:
                    retried=counts[JobCounter.RETRIED], exhausted=counts[JobCounter.EXHAUSTED],
                    unknown=counts[JobCounter.UNKNOWN], complained=counts[JobCounter.COMPLAINED],
                    failure_reason=head.get("failure_reason", ""), rejects_key=head.get("rejects_key", ""),
-                   columns=head.get("columns", ""),
+                   read_as=head.get("read_as", ""),
                    invalid_reasons=dict(tally.invalid_reasons), started_at=head["started_at"],
                    parsed_at=head.get("parsed_at", ""))
 

@@ -330,7 +330,7 @@ def cmd_status(cloud: LocalCloud, args: argparse.Namespace) -> int:
         out.print(jobs_table(jobs))
     if not args.json:
         for job in jobs:
-            details = [f"columns: {job.columns}"] if job.columns else []
+            details = [f"read as: {job.read_as}"] if job.read_as else []
             details += [f"failed: {job.failure_reason}"] if job.failure_reason else []
             if details:
                 out.print(f"[dim]{job.key}: {'; '.join(details)}[/]", highlight=False)

@@ -173,9 +173,9 @@ def test_a_job_s_segments_checkpoint_in_order_and_finish_once(stores):
     jobs.finish(JOB, ParseTally(rows=9, invalid=2, enqueued=7), segment=0)  # a stale segment: ignored
     assert jobs.get(JOB).status is JobStatus.PARSING
     jobs.finish(JOB, ParseTally(rows=9, invalid=2, enqueued=7), failure_reason="not text", segment=1,
-                columns="email from 'Email'")
+                read_as="email from 'Email'")
     job = jobs.get(JOB)
     assert (job.status, job.rows, job.invalid, job.failure_reason) == (JobStatus.FAILED, 9, 2, "not text")
-    assert job.columns == "email from 'Email'"
+    assert job.read_as == "email from 'Email'"
     assert jobs.resume(JOB).checkpoint == Checkpoint()
     assert jobs.get("no/such@job") is None and jobs.resume("no/such@job") is None

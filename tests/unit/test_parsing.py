@@ -65,7 +65,7 @@ def test_every_row_is_counted_once_and_contacts_are_enqueued_in_order(world):
     assert job.invalid_reasons == {"too few columns (1, expected at least 2)": 1}
     assert [r.row for r in world.uploads.rejects["rejects/a.csv"]] == [251]
     assert (job.rejects_key, result.archived_key) == ("rejects/a.csv", "processed/a.csv")
-    assert job.columns.startswith("no header: the seed's columns")
+    assert job.read_as.startswith("UTF-8; no header: the seed's columns")
     assert not world.continuations.requested
 
 
@@ -73,17 +73,52 @@ def test_the_job_records_which_columns_a_file_s_header_named(world):
     result = world.importer.import_upload(world.upload("incoming/g.csv", "Given Name,Family Name,E-mail 1 - Value\n"
                                                                          "Ada,Lovelace,ada@example.com\n"))
     job = world.jobs.get(result.job_id)
-    assert job.columns == "email from 'E-mail 1 - Value', name from 'Given Name' + 'Family Name'"
+    assert job.read_as == "UTF-8; email from 'E-mail 1 - Value', name from 'Given Name' + 'Family Name'"
     assert [d.name for b in world.queue.batches for d in b.deliveries] == ["Ada Lovelace"]
 
 
-def test_a_file_that_is_not_utf8_fails_its_job_with_a_clear_reason(world):
-    latin1 = "Ann, ann@example.com\nJosé Núñez, jose@example.com\n".encode("latin-1")
-    result = world.importer.import_upload(world.upload("incoming/latin1.csv", latin1))
-    assert world.uploads.archived == [("incoming/latin1.csv", True)]
+@pytest.mark.parametrize(("encoding", "data", "read_as"), [
+    ("windows-1252", "Name,Email\r\nZoë Ölund,zoe@example.com\r\nŁukasz € Nowak,lukasz@example.com\r\n".encode(),
+     "UTF-8"),  # (Ł is not in Windows-1252: this one is UTF-8, as it should be read)
+    ("windows-1252", "Name,Email\r\nZoë Ölund,zoe@example.com\r\nJosé € Núñez,jose@example.com\r\n".encode("cp1252"),
+     "Windows-1252"),
+    ("latin-1", "Name,Email\nZoë Ölund,zoe@example.com\nJosé Núñez,jose@example.com\n".encode("latin-1"),
+     "Windows-1252"),
+    ("utf-16", "Name\tEmail\r\nZoë Ölund\tzoe@example.com\r\nJosé Núñez\tjose@example.com\r\n".encode("utf-16"),
+     "UTF-16 LE"),  # Excel's "Unicode Text"
+    ("utf-16-be", "\ufeffName,Email\nZoë Ölund,zoe@example.com\nJosé Núñez,jose@example.com\n".encode("utf-16-be"),
+     "UTF-16 BE"),
+    ("utf-8-sig", "Name,Email\nZoë Ölund,zoe@example.com\nJosé Núñez,jose@example.com\n".encode("utf-8-sig"), "UTF-8"),
+])
+def test_files_in_the_encodings_people_export_are_read_with_their_names_right(world, encoding, data, read_as):
+    # Given the same contacts saved the ways spreadsheets save them
+    result = world.importer.import_upload(world.upload("incoming/export.csv", data))
+    # When imported, Then every row is a contact, its name as written, and the job says how it was read
     job = world.jobs.get(result.job_id)
-    assert (job.status, job.rows, job.enqueued) == (JobStatus.FAILED, 1, 1)  # the row before it still counts
-    assert "not UTF-8" in job.failure_reason
+    assert (job.status, job.rows, job.enqueued, job.failure_reason) == (JobStatus.SENDING, 2, 2, "")
+    names = [d.name for b in world.queue.batches for d in b.deliveries]
+    assert names[0] == "Zoë Ölund" and names[1] in ("José € Núñez", "José Núñez", "Łukasz € Nowak")
+    assert job.read_as.startswith(read_as + ";")
+
+
+def test_a_file_that_is_not_text_fails_its_job_with_the_reason(world):
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
+    result = world.importer.import_upload(world.upload("incoming/picture.csv", png))
+    job = world.jobs.get(result.job_id)
+    assert (job.status, job.rows) == (JobStatus.FAILED, 0)
+    assert job.failure_reason.startswith("the file is not text")
+
+
+def test_a_file_that_stops_being_utf8_past_its_first_bytes_fails_keeping_the_rows_before(world):
+    # Given a file that is UTF-8 for its first 64 KiB (so it is read as UTF-8), then Latin-1
+    ascii_rows = "".join(f"N{i}, c{i}@example.com\n" for i in range(4_000))
+    data = ascii_rows.encode() + "José Núñez, jose@example.com\n".encode("latin-1")
+    assert len(ascii_rows) > 64 * 1024
+    result = world.importer.import_upload(world.upload("incoming/mixed.csv", data))
+    assert world.uploads.archived == [("incoming/mixed.csv", True)]
+    job = world.jobs.get(result.job_id)
+    assert (job.status, job.rows, job.enqueued) == (JobStatus.FAILED, 4_000, 4_000)  # the rows before it count
+    assert "stops being UTF-8 text" in job.failure_reason
 
 
 def big_file(rows: int) -> str:
@@ -115,7 +150,24 @@ def test_a_semicolon_file_read_in_segments_keeps_its_delimiter_and_header(world)
     names = [d.name for b in world.queue.batches for d in b.deliveries]
     assert names[0] == "Zoë Ölund 0" and names[-1] == f"Zoë Ölund {rows - 1}" and len(set(names)) == rows
     assert [d.row for b in world.queue.batches for d in b.deliveries][:2] == [3, 4]
-    assert job.columns == "delimiter semicolon; email from 'E-mail', name from 'First Name' + 'Last Name'"
+    assert job.read_as == "UTF-8; delimiter semicolon; email from 'E-mail', name from 'First Name' + 'Last Name'"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "cp1252"])
+def test_a_file_in_another_encoding_read_in_segments_keeps_it_and_every_row_once(world, encoding):
+    # Given a tab-separated UTF-16 file, or a Windows-1252 one, long enough for several segments
+    rows = 1_200
+    text = "Name\tEmail\r\n" + "".join(f"Zoë Ölund {i}\tzoe{i}@example.com\r\n" for i in range(rows))
+    upload = world.upload("incoming/unicode.txt.csv", text.encode(encoding))
+    # When it is imported, a segment per 500 rows, each later one starting at a byte of the file
+    first = world.importer.import_upload(upload, should_stop=lambda: True)
+    later = world.run_continuations()
+    # Then every row was read once, in order, with its name right
+    assert first.continued and len(later) == 2
+    job = world.jobs.get(first.job_id)
+    assert (job.rows, job.invalid, job.enqueued) == (rows, 0, rows)
+    names = [d.name for b in world.queue.batches for d in b.deliveries]
+    assert names == [f"Zoë Ölund {i}" for i in range(rows)]
 
 
 def test_a_file_read_in_segments_counts_and_enqueues_every_row_exactly_once(world):

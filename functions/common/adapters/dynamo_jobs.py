@@ -88,22 +88,22 @@ class DynamoJobs:
             ExpressionAttributeValues={":segment": {"N": str(segment)}})
 
     def finish(self, job_id: str, tally: ParseTally, failure_reason: str = "", rejects_key: str = "",
-               segment: int = 0, columns: str = "") -> None:
+               segment: int = 0, read_as: str = "") -> None:
         stage = Stage.FAILED if failure_reason else Stage.PARSED
         try:
             self._client.update_item(
                 TableName=self._table, Key=_head_key(job_id),
                 UpdateExpression="SET stage = :stage, #rows = :rows, invalid = :invalid, parse_duplicate = :dup, "
                                  "enqueued = :enqueued, invalid_reasons = :reasons, parsed_at = :now, "
-                                 "failure_reason = :why, rejects_key = :rejects, #columns = :columns "
+                                 "failure_reason = :why, rejects_key = :rejects, #read_as = :read_as "
                                  "REMOVE parse_checkpoint",
                 ConditionExpression="stage = :parsing AND parse_segment = :segment",
-                ExpressionAttributeNames={"#rows": "rows", "#columns": "columns"},
+                ExpressionAttributeNames={"#rows": "rows", "#read_as": "read_as"},
                 ExpressionAttributeValues={
                     ":stage": {"S": stage.value}, ":rows": {"N": str(tally.rows)},
                     ":invalid": {"N": str(tally.invalid)}, ":dup": {"N": str(tally.duplicate)},
                     ":enqueued": {"N": str(tally.enqueued)}, ":now": {"S": _now()}, ":why": {"S": failure_reason},
-                    ":rejects": {"S": rejects_key}, ":segment": {"N": str(segment)}, ":columns": {"S": columns},
+                    ":rejects": {"S": rejects_key}, ":segment": {"N": str(segment)}, ":read_as": {"S": read_as},
                     ":parsing": {"S": Stage.PARSING.value},
                     ":reasons": {"M": {k: {"N": str(v)} for k, v in tally.invalid_reasons.items()}}})
         except ClientError as error:
@@ -152,6 +152,6 @@ def _job(head: dict[str, Any], shards: list[dict[str, Any]]) -> Job:
         exhausted=total(JobCounter.EXHAUSTED), unknown=total(JobCounter.UNKNOWN),
         complained=total(JobCounter.COMPLAINED),
         failure_reason=head.get("failure_reason", {}).get("S", ""),
-        rejects_key=head.get("rejects_key", {}).get("S", ""), columns=head.get("columns", {}).get("S", ""),
+        rejects_key=head.get("rejects_key", {}).get("S", ""), read_as=head.get("read_as", {}).get("S", ""),
         invalid_reasons={k: int(v["N"]) for k, v in head.get("invalid_reasons", {}).get("M", {}).items()},
         started_at=head.get("started_at", {}).get("S", ""), parsed_at=head.get("parsed_at", {}).get("S", ""))

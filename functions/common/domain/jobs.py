@@ -71,18 +71,21 @@ class Checkpoint:
     layout: Layout | None = None
     tally: ParseTally = field(default_factory=ParseTally)
     rejects_parts: tuple[str, ...] = ()
+    encoding: str = ""  # told from the file's first bytes by its first segment
 
     def encode(self) -> str:
         return json.dumps({"segment": self.segment, "offset": self.offset, "line": self.line,
                            "layout": self.layout.to_json() if self.layout else None,
-                           "tally": asdict(self.tally), "rejects_parts": list(self.rejects_parts)})
+                           "tally": asdict(self.tally), "rejects_parts": list(self.rejects_parts),
+                           "encoding": self.encoding})
 
     @classmethod
     def decode(cls, text: str) -> Checkpoint:
         data = json.loads(text)
         return cls(segment=data["segment"], offset=data["offset"], line=data["line"],
                    layout=Layout.from_json(data["layout"]) if data["layout"] else None,
-                   tally=ParseTally(**data["tally"]), rejects_parts=tuple(data["rejects_parts"]))
+                   tally=ParseTally(**data["tally"]), rejects_parts=tuple(data["rejects_parts"]),
+                   encoding=data.get("encoding", ""))
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ class Job:
     failure_reason: str = ""
     invalid_reasons: dict[str, int] = field(default_factory=dict)
     rejects_key: str = ""
-    columns: str = ""  # which columns the email and name came from (Layout.describe)
+    read_as: str = ""  # how the file was read: encoding, delimiter, the columns of the email and name
     started_at: str = ""
     parsed_at: str = ""
 

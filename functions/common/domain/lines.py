@@ -1,30 +1,102 @@
-"""A byte stream as UTF-8 text lines that knows how far it has read, so that an import can stop
-after any record and a later invocation can go on from that byte (an S3 ranged GET)."""
+"""A byte stream as text lines that knows how far it has read, so that an import can stop after any
+record and a later invocation can go on from that byte (an S3 ranged GET); and the rule that tells a
+file's encoding from its first bytes."""
 
 from __future__ import annotations
 
+import codecs
+import io
 from collections.abc import Iterator
 from typing import BinaryIO
 
 _BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = {b"\xff\xfe": "utf-16-le", b"\xfe\xff": "utf-16-be"}
+UTF8 = "utf-8"
+WINDOWS_1252 = "windows-1252"
+HEAD_BYTES = 64 * 1024  # what the encoding is told from: the file is never read whole to guess
+
+
+class NotText(ValueError):
+    """No encoding reads the file as text (an image, a spreadsheet's binary format...)."""
+
+
+def detect_encoding(head: bytes) -> str:
+    """The encoding of a file that starts with `head`, by a documented rule (docs/csv-files.md):
+    a BOM says it (UTF-8, UTF-16 LE or BE); else UTF-8 when the bytes are UTF-8; else Windows-1252
+    (Excel's "CSV" on Windows; Latin-1 text reads the same) when they read as it without control
+    characters other than tab, CR and LF; else the file is not text."""
+    if head.startswith(_BOM):
+        return UTF8
+    for bom, encoding in _UTF16_BOMS.items():
+        if head.startswith(bom):
+            return encoding
+    try:
+        head.decode(UTF8)
+        return UTF8
+    except UnicodeDecodeError as error:
+        if error.reason == "unexpected end of data" and error.start >= len(head) - 3:
+            return UTF8  # `head` cut a character in two
+    try:
+        text = head.decode(WINDOWS_1252)
+    except UnicodeDecodeError:
+        raise NotText("the file is not text (no encoding reads its first bytes)") from None
+    if any(character < " " and character not in "\t\r\n" for character in text):
+        raise NotText("the file is not text (it holds control characters: a binary file?)")
+    return WINDOWS_1252
+
+
+class _Rejoined(io.RawIOBase):
+    """The bytes already read from a stream (to tell its encoding), then the rest of the stream."""
+
+    def __init__(self, head: bytes, rest: BinaryIO):
+        self._head = memoryview(head)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._head:
+            size = min(len(buffer), len(self._head))
+            buffer[:size] = self._head[:size]
+            self._head = self._head[size:]
+            return size
+        data = self._rest.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._rest.close()
+        super().close()
+
+
+def peek_encoding(stream: BinaryIO) -> tuple[str, BinaryIO]:
+    """The stream's encoding, and the stream to read from instead (its first bytes put back)."""
+    head = stream.read(HEAD_BYTES)
+    return detect_encoding(head), io.BufferedReader(_Rejoined(head, stream), buffer_size=256 * 1024)
 
 
 class PositionedLines:
-    """Iterates the lines of `stream` (which starts at byte `start` of the file), decoded as
-    UTF-8. `position` is the file offset just after the last line yielded and `count` how many
+    """Iterates the lines of `stream` (which starts at byte `start` of the file), decoded with
+    `encoding`. `position` is the file offset just after the last line yielded and `count` how many
     lines were yielded. Lines keep their endings, as the csv module wants (`newline=""`).
 
     Lines end at LF (and so at CRLF); a line with bare CRs inside (classic Mac files) is split
     at them too. A UnicodeDecodeError propagates from the line that cannot be decoded.
     """
 
-    def __init__(self, stream: BinaryIO, start: int = 0):
+    def __init__(self, stream: BinaryIO, start: int = 0, encoding: str = UTF8):
         self._stream = stream
         self.position = start
         self.count = 0
+        self.encoding = encoding
 
     def __iter__(self) -> Iterator[str]:
+        if self.encoding in _UTF16_BOMS.values():
+            yield from self._utf16()
+            return
         first = self.position == 0
+        encoding = self.encoding
         for raw in self._stream:
             if first:
                 first = False
@@ -34,7 +106,7 @@ class PositionedLines:
             if raw.find(b"\r", 0, len(raw) - 2) >= 0:
                 yield from self._split_at_bare_cr(raw)
                 continue
-            text = raw.decode("utf-8")
+            text = raw.decode(encoding)
             self.position += len(raw)
             self.count += 1
             yield text
@@ -47,8 +119,30 @@ class PositionedLines:
             if raw[end:end + 1] == b"\n":  # CRLF stays one ending
                 end += 1
             piece = raw[start:end]
-            text = piece.decode("utf-8")
+            text = piece.decode(self.encoding)
             self.position += len(piece)
             self.count += 1
             start = end
             yield text
+
+    def _utf16(self) -> Iterator[str]:
+        """Two bytes a code unit: decoded in chunks, split into lines at LF; each line's bytes are its
+        text encoded again (exact, so a later segment can start at that byte)."""
+        decoder = codecs.getincrementaldecoder(self.encoding)()
+        if self.position == 0:
+            bom = self._stream.read(2)
+            self.position += len(bom)
+        pending = ""
+        while chunk := self._stream.read(256 * 1024):
+            pending += decoder.decode(chunk)
+            *lines, pending = pending.split("\n")
+            for line in lines:
+                yield self._counted(line + "\n")
+        pending += decoder.decode(b"", final=True)
+        if pending:
+            yield self._counted(pending)
+
+    def _counted(self, line: str) -> str:
+        self.position += len(line.encode(self.encoding))
+        self.count += 1
+        return line

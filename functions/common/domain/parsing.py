@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from common.domain.contacts import Contact, ContactReader, DuplicateRow, InvalidRow, Layout
 from common.domain.jobs import Checkpoint, ImportState, ParseTally, Stage, Upload
-from common.domain.lines import PositionedLines
+from common.domain.lines import UTF8, NotText, PositionedLines, peek_encoding
 from common.domain.messages import Delivery, pack_batches
 from common.ports import BatchSink, Continuations, JobStore, RejectsSink, Uploads
 
@@ -50,20 +50,30 @@ def never() -> bool:
     return False
 
 
+ENCODING_NAMES = {"utf-8": "UTF-8", "windows-1252": "Windows-1252", "utf-16-le": "UTF-16 LE", "utf-16-be": "UTF-16 BE"}
+
+
+def _read_as(encoding: str, layout: Layout | None) -> str:
+    """How the file was read, as the job records it and `status` shows it."""
+    parts = [ENCODING_NAMES.get(encoding, encoding)] if encoding else []
+    return "; ".join(parts + ([layout.describe()] if layout else []))
+
+
 class _UntilUndecodable:
     """Yields lines until the text stops decoding; the error is kept, not raised, so that every
     row read before it is still enqueued and counted."""
 
-    def __init__(self, lines: Iterable[str]):
+    def __init__(self, lines: Iterable[str], encoding: str):
         self._lines = lines
+        self._encoding = encoding
         self.failure = ""
 
     def __iter__(self) -> Iterator[str]:
         try:
             yield from self._lines
         except UnicodeDecodeError as error:
-            self.failure = (f"the file is not UTF-8 text ({error.reason}); "
-                            "save it as CSV UTF-8 and upload it again")
+            self.failure = (f"the file stops being {ENCODING_NAMES.get(self._encoding, self._encoding)} text "
+                            f"({error.reason}); save it as CSV UTF-8 and upload it again")
 
 
 @dataclass
@@ -123,10 +133,17 @@ class Importer:
     def _read_segment(self, state: ImportState, stream: BinaryIO, should_stop: Callable[[], bool]) -> ImportResult:
         upload, checkpoint = state.upload, state.checkpoint
         tally = checkpoint.tally.copy()
-        lines = PositionedLines(stream, checkpoint.offset)
-        text = _UntilUndecodable(lines)
-        reader = ContactReader(text, layout=checkpoint.layout, first_line=checkpoint.line)
         rejects = self.uploads.rejects_for(upload, checkpoint.segment)
+        encoding = checkpoint.encoding or (UTF8 if checkpoint.offset else "")
+        if not encoding:  # the first segment: tell the encoding from the first bytes
+            try:
+                encoding, stream = peek_encoding(stream)
+            except NotText as error:
+                stream.close()
+                return self._finish(state, tally, rejects, f"{error}; only CSV text files are imported")
+        lines = PositionedLines(stream, checkpoint.offset, encoding)
+        text = _UntilUndecodable(lines, encoding)
+        reader = ContactReader(text, layout=checkpoint.layout, first_line=checkpoint.line)
         stopped = False
 
         def deliveries() -> Iterator[Delivery]:
@@ -154,18 +171,19 @@ class Importer:
             part = rejects.close_part()
             following = Checkpoint(segment=checkpoint.segment + 1, offset=lines.position,
                                    line=checkpoint.line + lines.count, layout=reader.layout, tally=tally,
-                                   rejects_parts=checkpoint.rejects_parts + ((part,) if part else ()))
+                                   rejects_parts=checkpoint.rejects_parts + ((part,) if part else ()),
+                                   encoding=encoding)
             if self.jobs.save_checkpoint(upload.job_id, following):
                 self._request_continuation(upload.job_id, following.segment)
             return ImportResult(job_id=upload.job_id, tally=tally, segment=checkpoint.segment, continued=True)
-        return self._finish(state, tally, rejects, text.failure, reader.layout)
+        return self._finish(state, tally, rejects, text.failure, reader.layout, encoding)
 
     def _finish(self, state: ImportState, tally: ParseTally, rejects: RejectsSink, failure_reason: str,
-                layout: Layout | None = None) -> ImportResult:
+                layout: Layout | None = None, encoding: str = "") -> ImportResult:
         upload, segment = state.upload, state.checkpoint.segment
         rejects_key = rejects.close(state.checkpoint.rejects_parts)
         self.jobs.finish(upload.job_id, tally, failure_reason=failure_reason, rejects_key=rejects_key,
-                         segment=segment, columns=layout.describe() if layout else "")
+                         segment=segment, read_as=_read_as(encoding, layout))
         archived_key = self.uploads.archive(upload, failed=bool(failure_reason))
         return ImportResult(job_id=upload.job_id, tally=tally, segment=segment, failure_reason=failure_reason,
                             rejects_key=rejects_key, archived_key=archived_key)
