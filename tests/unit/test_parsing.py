@@ -135,11 +135,11 @@ def big_file(rows: int) -> str:
 
 
 def test_a_semicolon_file_read_in_segments_keeps_its_delimiter_and_header(world):
-    # Given a semicolon export with Excel's sep= line, long enough for several segments
+    # Given a semicolon, Windows-1252 export with Excel's sep= line, long enough for several segments
     rows = 1_200
     text = "sep=;\nFirst Name;Last Name;E-mail\n"
     text += "".join(f"Zoë;Ölund {i};zoe{i}@example.com\n" for i in range(rows))
-    upload = world.upload("incoming/export.csv", text)
+    upload = world.upload("incoming/export.csv", text.encode("cp1252"))
     # When it is imported, a segment per 500 rows
     first = world.importer.import_upload(upload, should_stop=lambda: True)
     later = world.run_continuations()
@@ -150,7 +150,8 @@ def test_a_semicolon_file_read_in_segments_keeps_its_delimiter_and_header(world)
     names = [d.name for b in world.queue.batches for d in b.deliveries]
     assert names[0] == "Zoë Ölund 0" and names[-1] == f"Zoë Ölund {rows - 1}" and len(set(names)) == rows
     assert [d.row for b in world.queue.batches for d in b.deliveries][:2] == [3, 4]
-    assert job.read_as == "UTF-8; delimiter semicolon; email from 'E-mail', name from 'First Name' + 'Last Name'"
+    assert job.read_as == ("Windows-1252; delimiter semicolon; "
+                           "email from 'E-mail', name from 'First Name' + 'Last Name'")
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "cp1252"])
