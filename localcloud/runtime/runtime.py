@@ -86,7 +86,10 @@ class ExecutionEnvironment:
         # A fork of the template process (localcloud.zygote: libraries imported, nothing of ours),
         # talking over a socket pair.
         ours, theirs = socket.socketpair()
-        self._pid = zygote_for(settings.root).fork(theirs)
+        try:
+            self._pid = zygote_for(settings.root).fork(theirs)
+        except (OSError, RuntimeError):  # the template died between the check and the fork: once more
+            self._pid = zygote_for(settings.root).fork(theirs)
         theirs.close()
         self._connection = Connection(ours.detach())
         self._connection.send({"handler": spec.handler, "code_dir": str(settings.code_dir),
@@ -99,13 +102,21 @@ class ExecutionEnvironment:
             if not self._connection.poll(INIT_TIMEOUT_SECONDS):
                 self.close()
                 return self._failed(request_id, "Runtime.InitTimeout", f"init took over {INIT_TIMEOUT_SECONDS} s")
-            self._connection.recv()
+            try:
+                self._connection.recv()
+            except EOFError:  # the environment died during its init
+                self.close()
+                return self._failed(request_id, "Runtime.ExitError", "the runtime exited during init")
             self._ready = True
         deadline = time.time() + spec.timeout_seconds
-        self._connection.send({"event": event, "context": {
-            "function_name": spec.name, "function_version": "$LATEST", "invoked_function_arn": spec.arn,
-            "memory_limit_in_mb": spec.memory_mb, "aws_request_id": request_id, "log_group_name": spec.log_group,
-            "log_stream_name": self.log_stream, "deadline": deadline}})
+        try:
+            self._connection.send({"event": event, "context": {
+                "function_name": spec.name, "function_version": "$LATEST", "invoked_function_arn": spec.arn,
+                "memory_limit_in_mb": spec.memory_mb, "aws_request_id": request_id,
+                "log_group_name": spec.log_group, "log_stream_name": self.log_stream, "deadline": deadline}})
+        except OSError:  # it died while idle
+            self.close()
+            return self._failed(request_id, "Runtime.ExitError", "the runtime exited")
         if self._connection.poll(spec.timeout_seconds + 0.5):
             try:
                 result = self._connection.recv()
@@ -373,6 +384,8 @@ class SqsEventSource(_Poller):
         event = {"Records": [_lambda_sqs_record(m, self.source.queue_arn, self.region) for m in messages]}
         invocation = self.pool.invoke(event)
         if not invocation.ok:
+            if (invocation.error or {}).get("errorType") == "Runtime.ExitError":
+                self._return_soon(messages)
             return  # the whole batch becomes visible again after the visibility timeout
         failed: set[str] = set()
         if self.source.report_batch_item_failures and isinstance(invocation.response, dict):
@@ -386,6 +399,19 @@ class SqsEventSource(_Poller):
         for start in range(0, len(done), 10):
             self.requests["sqs.DeleteMessageBatch"] += 1
             self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=done[start:start + 10])
+
+
+    def _return_soon(self, messages: list[dict[str, Any]]) -> None:
+        """The environment died under the batch (its process was killed): unlike an error of the handler's,
+        nothing says the batch is at fault, so it is handed out again in a second, not after the visibility
+        timeout. Its messages' receive counts still grow, so a batch that kills every environment ends up
+        dead-lettered by the queue's redrive policy."""
+        _log.warning("%s: an execution environment died under %d messages; they come back in 1 s",
+                     self.name, len(messages))
+        for start in range(0, len(messages), 10):
+            self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 1}
+                for i, m in enumerate(messages[start:start + 10])])
 
 
 class AsyncEventSource(_Poller):

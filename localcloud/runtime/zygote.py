@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import os
 import signal
 import socket
@@ -57,32 +58,50 @@ class Zygote:
                 answer += chunk
         return _PID.unpack(answer)[0]
 
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
     def close(self) -> None:
         self._control.close()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._process.wait(timeout=5)
 
 
+_log = logging.getLogger("localcloud.runtime")
 _zygotes: dict[Path, Zygote] = {}
 _zygotes_lock = threading.Lock()
 
 
 def zygote_for(root: Path) -> Zygote:
-    """One template process per code root, started on first use, ending with this process."""
+    """One template process per code root, started on first use (and again if it died), ending with this process."""
     with _zygotes_lock:
-        if root not in _zygotes:
-            _zygotes[root] = Zygote(root)
-        return _zygotes[root]
+        zygote = _zygotes.get(root)
+        if zygote is None or not zygote.alive:
+            if zygote is not None:
+                _log.warning("the environment template process %d died; starting another", zygote.pid)
+                zygote.close()
+            zygote = _zygotes[root] = Zygote(root)
+        return zygote
 
 
 def process_alive(pid: int) -> bool:
+    """Running (a killed environment whose template died is a zombie until something reaps it: not alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True  # no /proc here: kill(pid, 0) is all there is
 
 
 def _warm_default_session() -> None:

@@ -58,3 +58,26 @@ def test_the_send_function_never_runs_more_environments_than_its_maximum_concurr
     # and every AWS request the functions made was counted by service and operation
     requests = cloud.runtime.pools[spec.logical_id].aws_requests
     assert requests["dynamodb.TransactWriteItems"] > 0 and requests["dynamodb.BatchWriteItem"] > 0
+
+
+def test_the_runtime_replaces_what_dies_and_the_next_file_settles_promptly(cloud, tmp_path):
+    # Given the template process environments are forked from, and every idle environment, killed
+    import os
+    import signal
+    import time
+
+    from localcloud.runtime.zygote import zygote_for
+
+    before = zygote_for(cloud.settings.root)
+    victims = [before.pid] + [pid for pool in cloud.runtime.pools.values() for pid in pool.idle_pids]
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    # When a file is dropped
+    started = time.monotonic()
+    (job,) = cloud.wait(cloud.upload([write_sample(tmp_path / "after-kills.csv", 60, start=9100)]), timeout=90)
+    # Then new environments (from a new template process) import and send it, without waiting out a
+    # visibility timeout
+    assert job.status.value == "SUCCEEDED" and job.rows == 60
+    assert time.monotonic() - started < 60
+    assert zygote_for(cloud.settings.root).pid != before.pid
