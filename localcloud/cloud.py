@@ -125,12 +125,6 @@ class LocalCloud:
             self._runtime_lock.unlink(missing_ok=True)
             self.runtime = None
 
-    def __enter__(self) -> LocalCloud:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
     @property
     def _runtime_lock(self) -> Path:
         return self.settings.state_dir / "runtime.json"

@@ -90,7 +90,8 @@ def _print_deployment(cloud: LocalCloud) -> None:
     deployment = cloud.deployment
     if deployment is None:
         raise RuntimeError("the local cloud is not deployed")
-    table = Table(title=f"Stack {cloud.settings.stack_name} on {cloud.settings.endpoint}")
+    settings = cloud.settings
+    table = Table(title=f"Stack {settings.stack_name} on {settings.endpoint} (from {settings.endpoint_source})")
     table.add_column("output")
     table.add_column("value")
     for name, value in deployment.outputs.items():
