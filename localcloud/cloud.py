@@ -145,18 +145,19 @@ class LocalCloud:
         return self.settings.client(service)
 
     @property
-    def _deployed(self) -> Deployment:
+    def deployed(self) -> Deployment:
+        """The stack `start` deployed or `connect` read."""
         if self.deployment is None:
             raise RuntimeError("the local cloud is not started")
         return self.deployment
 
     @property
     def bucket(self) -> str:
-        return self._deployed.output("UploadsBucketName")
+        return self.deployed.output("UploadsBucketName")
 
     @property
     def jobs_store(self) -> DynamoJobs:
-        return DynamoJobs(self._deployed.output("JobsTableName"), self.client("dynamodb"))
+        return DynamoJobs(self.deployed.output("JobsTableName"), self.client("dynamodb"))
 
     @property
     def key_filters(self) -> list[KeyFilter]:
@@ -194,7 +195,7 @@ class LocalCloud:
     def invoke(self, function: str, event: Any) -> Any:
         from localcloud.runtime.runtime import LambdaRuntime
 
-        runtime = self.runtime or LambdaRuntime(self._deployed)
+        runtime = self.runtime or LambdaRuntime(self.deployed)
         try:
             return runtime.invoke(function, event)
         finally:
@@ -238,14 +239,14 @@ class LocalCloud:
 
     @property
     def email_provider(self) -> str:
-        return str(self._deployed.parameters.get("EmailProvider", "simulated"))
+        return str(self.deployed.parameters.get("EmailProvider", "simulated"))
 
     def outbox(self) -> list[OutboxEntry]:
         """What the provider received: the simulated provider's outbox table, or, with EmailProvider=ses,
         the messages the emulator's SES accepted (read from moto's state; SES keeps no attempt numbers)."""
         if self.email_provider == "ses":
             return self._ses_sent_messages()
-        return sorted(DynamoOutbox(self._deployed.output("OutboxTableName"), self.client("dynamodb")).entries(),
+        return sorted(DynamoOutbox(self.deployed.output("OutboxTableName"), self.client("dynamodb")).entries(),
                       key=lambda e: e.received_at)
 
     def _ses_sent_messages(self) -> list[OutboxEntry]:
@@ -265,7 +266,7 @@ class LocalCloud:
         return self._ledger().entry(normalise_email(email))
 
     def _ledger(self) -> DynamoLedger:
-        return DynamoLedger(self._deployed.output("ContactsTableName"), self._deployed.output("JobsTableName"),
+        return DynamoLedger(self.deployed.output("ContactsTableName"), self.deployed.output("JobsTableName"),
                             client=self.client("dynamodb"))
 
     def _hidden_messages(self, url: str) -> list[dict[str, Any]]:
@@ -288,16 +289,16 @@ class LocalCloud:
 
     def dead_letters(self, queue_output: str = "DeadLetterQueueUrl") -> list[dict[str, Any]]:
         """Read every message without consuming it: hide them while reading, then make them visible again."""
-        url = self._deployed.output(queue_output)
+        url = self.deployed.output(queue_output)
         messages = self._hidden_messages(url)
         self._release(url, messages)
         return [_letter(message["Body"]) for message in messages]
 
     def redrive(self, reason: str) -> Counter[str]:
         """Send the dead letters with this reason back (see common/redrive.py); returns what happened."""
-        url = self._deployed.output("DeadLetterQueueUrl")
+        url = self.deployed.output("DeadLetterQueueUrl")
         ledger = self._ledger()
-        queue = ContactsQueue(self._deployed.output("ContactsQueueUrl"), client=self.client("sqs"))
+        queue = ContactsQueue(self.deployed.output("ContactsQueueUrl"), client=self.client("sqs"))
         outcomes: Counter[str] = Counter()
         untouched = []
         for message in self._hidden_messages(url):
@@ -314,7 +315,7 @@ class LocalCloud:
                    contains: str | None = None) -> Iterator[dict[str, Any]]:
         """CloudWatch events of a function; the text filter is applied here (moto ignores filter patterns)."""
         logs = self.client("logs")
-        group = self._deployed.function(function).log_group
+        group = self.deployed.function(function).log_group
         request: dict[str, Any] = {"logGroupName": group}
         if since_ms is not None:
             request["startTime"] = since_ms

@@ -120,7 +120,7 @@ def cmd_deploy(cloud: LocalCloud, args: argparse.Namespace) -> int:
 
 def cmd_events(cloud: LocalCloud, args: argparse.Namespace) -> int:
     cloud.connect()
-    for path in write_events(cloud._deployed, args.directory):
+    for path in write_events(cloud.deployed, args.directory):
         out.print(f"wrote {path}")
     return 0
 
@@ -367,7 +367,7 @@ def emf_totals(messages: list[str]) -> dict[str, dict[str, Any]]:
 
 def cmd_metrics(cloud: LocalCloud, args: argparse.Namespace) -> int:
     cloud.connect()
-    messages = [e["message"] for f in cloud._deployed.functions for e in cloud.log_events(f)]
+    messages = [e["message"] for f in cloud.deployed.functions for e in cloud.log_events(f)]
     totals = emf_totals(messages)
     if args.json:
         print(json.dumps(totals, indent=2))
@@ -393,7 +393,7 @@ def cmd_env_vars(cloud: LocalCloud, args: argparse.Namespace) -> int:
     cloud.connect()
     variables = {spec.logical_id: {**spec.environment, **({"AWS_ENDPOINT_URL": args.function_endpoint}
                                                            if args.function_endpoint else {})}
-                 for spec in cloud._deployed.functions.values()}
+                 for spec in cloud.deployed.functions.values()}
     print(json.dumps(variables, indent=2))
     return 0
 

@@ -119,12 +119,7 @@ def deploy(settings: CloudSettings, client_factory: ClientFactory | None = None,
 
 
 def _create_or_update(cloudformation: Any, stack_name: str, body: str, parameters: list[dict[str, str]]) -> bool:
-    try:
-        stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
-    except ClientError as error:
-        if "does not exist" not in str(error):
-            raise
-        stack = None
+    stack = _described(cloudformation, stack_name)
     if stack is not None and stack["StackStatus"] in ("ROLLBACK_COMPLETE", "CREATE_FAILED", "DELETE_COMPLETE"):
         cloudformation.delete_stack(StackName=stack_name)
         _wait(cloudformation, "stack_delete_complete", stack_name)
@@ -150,6 +145,16 @@ def _create_or_update(cloudformation: Any, stack_name: str, body: str, parameter
         raise
     _wait(cloudformation, "stack_update_complete", stack_name)
     return True
+
+
+def _described(cloudformation: Any, stack_name: str) -> dict[str, Any] | None:
+    """The stack as DescribeStacks says, or None when there is no such stack."""
+    try:
+        return dict(cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0])
+    except ClientError as error:
+        if "does not exist" in str(error):
+            return None
+        raise
 
 
 def _same_json(left: str, right: str) -> bool:
@@ -182,12 +187,9 @@ def read_stack(settings: CloudSettings, client_factory: ClientFactory | None = N
     """The deployed stack as the CLI and the runtime need it; StackNotFound if there is none."""
     client = client_factory or settings.client
     cloudformation = client("cloudformation")
-    try:
-        stack = cloudformation.describe_stacks(StackName=settings.stack_name)["Stacks"][0]
-    except ClientError as error:
-        if "does not exist" in str(error):
-            raise StackNotFound(settings.stack_name) from None
-        raise
+    stack = _described(cloudformation, settings.stack_name)
+    if stack is None:
+        raise StackNotFound(settings.stack_name)
     resources: dict[str, tuple[str, str]] = {}
     for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=settings.stack_name):
         for summary in page["StackResourceSummaries"]:

@@ -333,3 +333,13 @@ def test_a_cancelled_transaction_never_undoes_a_concurrent_put():
     # Then every committed put is there, and the cancelled transactions wrote nothing
     assert cancelled > 0
     assert {f"item-{i}" for i in range(2000)} <= keys and "other" not in keys
+
+
+def test_every_dynamodb_operation_runs_under_the_emulator_s_lock_fast_paths_included():
+    # The serialising wrapper must be the outermost: a fast update outside it raced (duplicate send slots)
+    from moto.dynamodb.models import DynamoDBBackend
+
+    from localcloud.emulator.patches import atomic_transactions
+
+    for name in atomic_transactions.SERIALISED_OPERATIONS:
+        assert getattr(DynamoDBBackend, name).__code__ is atomic_transactions.serialised(len).__code__, name

@@ -13,6 +13,7 @@ _BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = {b"\xff\xfe": "utf-16-le", b"\xfe\xff": "utf-16-be"}
 UTF8 = "utf-8"
 WINDOWS_1252 = "windows-1252"
+ENCODING_NAMES = {UTF8: "UTF-8", WINDOWS_1252: "Windows-1252", "utf-16-le": "UTF-16 LE", "utf-16-be": "UTF-16 BE"}
 HEAD_BYTES = 64 * 1024  # what the encoding is told from: the file is never read whole to guess
 
 

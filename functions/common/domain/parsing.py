@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from common.domain.contacts import Contact, ContactReader, DuplicateRow, InvalidRow, Layout
 from common.domain.jobs import Checkpoint, ImportState, ParseTally, Stage, Upload
-from common.domain.lines import UTF8, NotText, PositionedLines, peek_encoding
+from common.domain.lines import ENCODING_NAMES, UTF8, NotText, PositionedLines, peek_encoding
 from common.domain.messages import Delivery, pack_batches
 from common.ports import BatchSink, Continuations, JobStore, RejectsSink, Uploads
 
@@ -48,9 +48,6 @@ class ImportResult:
 
 def never() -> bool:
     return False
-
-
-ENCODING_NAMES = {"utf-8": "UTF-8", "windows-1252": "Windows-1252", "utf-16-le": "UTF-16 LE", "utf-16-be": "UTF-16 BE"}
 
 
 def _read_as(encoding: str, layout: Layout | None) -> str:

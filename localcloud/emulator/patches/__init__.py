@@ -39,7 +39,10 @@ def apply() -> None:
     from localcloud.emulator import cloudformation
     from localcloud.emulator.patches import atomic_transactions, lambda_hosting, speedups, sqs_queues
 
-    for patch in (atomic_transactions, sqs_queues, speedups, lambda_hosting):
+    # Order matters: `speedups` wraps DynamoDB's update_item with its fast path, and `atomic_transactions`
+    # then serialises every DynamoDB operation, the fast path included (the other way round, fast updates
+    # ran outside the lock and two conditional updates could both succeed).
+    for patch in (speedups, atomic_transactions, sqs_queues, lambda_hosting):
         patch.apply()
     cloudformation.register()
     _applied = True

@@ -19,7 +19,7 @@ from typing import Any
 from localcloud.emulator.patches import motofast
 
 _LOCK = threading.RLock()
-_SERIALISED = ("get_item", "put_item", "update_item", "delete_item", "query", "scan", "batch_get_item",
+SERIALISED_OPERATIONS = ("get_item", "put_item", "update_item", "delete_item", "query", "scan", "batch_get_item",
                "transact_get_items", "transact_write_items")
 
 
@@ -112,7 +112,7 @@ def _before_image(item: Any, op_type: str, op: dict[str, Any]) -> Any:
     return image
 
 
-def _serialised(method: Any) -> Any:
+def serialised(method: Any) -> Any:
     @functools.wraps(method)
     def run(*args: Any, **kwargs: Any) -> Any:
         with _LOCK:
@@ -124,5 +124,5 @@ def apply() -> None:
     from moto.dynamodb.models import DynamoDBBackend
 
     DynamoDBBackend.transact_write_items = _atomic_transact_write_items  # type: ignore[method-assign]
-    for name in _SERIALISED:
-        setattr(DynamoDBBackend, name, _serialised(getattr(DynamoDBBackend, name)))
+    for name in SERIALISED_OPERATIONS:
+        setattr(DynamoDBBackend, name, serialised(getattr(DynamoDBBackend, name)))
