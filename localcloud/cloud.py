@@ -265,6 +265,15 @@ class LocalCloud:
 
         return self._ledger().entry(normalise_email(email))
 
+    def pseudonym(self, email: str) -> str:
+        """What the functions' log lines call this address (HMAC under the stack's generated key)."""
+        from common.adapters.secrets import read_secret
+        from common.domain.contacts import normalise_email
+        from common.domain.pseudonyms import Pseudonyms
+
+        key = read_secret(self.deployed.output("PseudonymKeySecretArn"), self.client("secretsmanager"))
+        return Pseudonyms(key).of(normalise_email(email))
+
     def _ledger(self) -> DynamoLedger:
         return DynamoLedger(self.deployed.output("ContactsTableName"), self.deployed.output("JobsTableName"),
                             client=self.client("dynamodb"))

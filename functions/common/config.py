@@ -94,6 +94,7 @@ class SendSettings:
     retry_max_delay_seconds: int
     sends_in_flight: int
     simulated: SimulatedProviderSettings | None
+    pseudonym_key_secret: str  # Secrets Manager ARN of the key that pseudonymises addresses in logs
     ses_configuration_set: str = ""
     max_send_rate: float = 0.0  # emails per second across all invocations; 0: no limit
     send_rate_table: str = ""
@@ -139,6 +140,7 @@ class SendSettings:
                                                "between 0 and 900 (the SQS DelaySeconds limit)"),
             sends_in_flight=env.parsed("SENDS_IN_FLIGHT", int, 32, positive, "> 0"),
             simulated=simulated,
+            pseudonym_key_secret=env.required("PSEUDONYM_KEY_SECRET"),
             ses_configuration_set=env.required("SES_CONFIGURATION_SET") if provider == "ses" else "",
             max_send_rate=env.parsed("MAX_SEND_RATE", float, 0.0, lambda v: v >= 0, ">= 0 (0: no limit)"),
             send_rate_table=env.parsed("SEND_RATE_TABLE", str, ""),
@@ -154,11 +156,13 @@ class FeedbackSettings:
     contacts_table: str
     jobs_table: str
     dead_letter_queue_url: str
+    pseudonym_key_secret: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> FeedbackSettings:
         env = _Env(os.environ if environ is None else environ)
         settings = cls(contacts_table=env.required("CONTACTS_TABLE"), jobs_table=env.required("JOBS_TABLE"),
-                       dead_letter_queue_url=env.required("DEAD_LETTER_QUEUE_URL"))
+                       dead_letter_queue_url=env.required("DEAD_LETTER_QUEUE_URL"),
+                       pseudonym_key_secret=env.required("PSEUDONYM_KEY_SECRET"))
         env.done("ses_events configuration")
         return settings

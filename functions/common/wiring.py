@@ -11,6 +11,7 @@ from common.adapters.dynamo_ledger import DynamoLedger
 from common.adapters.dynamo_outbox import DynamoOutbox
 from common.adapters.dynamo_send_slots import DynamoSendSlots
 from common.adapters.s3 import S3Uploads
+from common.adapters.secrets import read_secret
 from common.adapters.ses import SesProvider
 from common.adapters.simulated import SimulatedProvider
 from common.adapters.sqs import ContactsQueue, DeadLetterQueue, ParseContinuations
@@ -18,6 +19,7 @@ from common.config import ConfigError, FeedbackSettings, ParseSettings, SendSett
 from common.domain.contacts import InvalidRow
 from common.domain.pacing import SendPacer
 from common.domain.parsing import Importer
+from common.domain.pseudonyms import Pseudonyms, WeakPseudonymKey
 from common.domain.sending import RetryPolicy, SendPorts
 from common.domain.waves import in_waves
 from common.ports import DeadLetters, EmailProvider, FeedbackLedger
@@ -65,3 +67,11 @@ class FeedbackPorts:
 def feedback_ports(settings: FeedbackSettings) -> FeedbackPorts:
     return FeedbackPorts(ledger=DynamoLedger(settings.contacts_table, settings.jobs_table),
                          dead_letters=DeadLetterQueue(settings.dead_letter_queue_url))
+
+
+def pseudonyms(secret_id: str) -> Pseudonyms:
+    """The deployment's pseudonyms for log lines, from its generated secret (read once per cold start)."""
+    try:
+        return Pseudonyms(read_secret(secret_id))
+    except WeakPseudonymKey as error:
+        raise ConfigError(f"PSEUDONYM_KEY_SECRET={secret_id}: {error}") from error

@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from common.config import SendSettings
 from common.domain.sending import RecordNeedsRetry, deliver_message
 from common.domain.vocabulary import Verdict
-from common.wiring import retry_policy, send_ports
+from common.wiring import pseudonyms, retry_policy, send_ports
 
 # A lease outlives the invocation by this much, so a live sender is never taken over.
 LEASE_MARGIN_SECONDS = 30
@@ -38,6 +38,7 @@ processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_
 settings = SendSettings.from_env()
 ports = send_ports(settings)
 policy = retry_policy(settings)
+pseudonym = pseudonyms(settings.pseudonym_key_secret).of
 records_executor = ThreadPoolExecutor(max_workers=MAX_RECORDS_PER_BATCH, thread_name_prefix="record")
 
 
@@ -61,7 +62,7 @@ async def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> No
         log = logger.error if result.verdict is Verdict.MISCONFIGURED else logger.info
         log("contact " + result.verdict.value, extra={
             "correlation_id": result.job_id, "job_id": result.job_id, "file": result.source_key, "row": result.row,
-            "contact": result.contact, "attempt": result.attempt, "outcome": result.verdict.value,
+            "contact": pseudonym(result.email), "attempt": result.attempt, "outcome": result.verdict.value,
             "detail": result.detail or None})
     for verdict, count in report.tally.items():
         metrics.add_metric(name=metric_name(verdict), unit=MetricUnit.Count, value=count)

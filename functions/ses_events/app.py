@@ -18,7 +18,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from common import wiring
 from common.config import FeedbackSettings
 from common.domain.feedback import MalformedFeedback, apply_feedback, read_ses_event
-from common.domain.sending import contact_hash
 
 logger = Logger()
 tracer = Tracer()
@@ -26,6 +25,7 @@ metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 settings = FeedbackSettings.from_env()
 ports = wiring.feedback_ports(settings)
+pseudonym = wiring.pseudonyms(settings.pseudonym_key_secret).of
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -40,7 +40,7 @@ def record_handler(record: SQSRecord) -> None:
         outcome = result.move.value if result.move else "soft_bounce_ignored"
         logger.info(f"{feedback.kind.value.lower()} {outcome}", extra={
             "correlation_id": result.job_id or None, "job_id": result.job_id or None, "row": result.row or None,
-            "contact": contact_hash(feedback.email), "provider_message_id": feedback.provider_message_id,
+            "contact": pseudonym(feedback.email), "provider_message_id": feedback.provider_message_id,
             "detail": feedback.detail})
         metrics.add_metric(name=f"Feedback{feedback.kind.value}", unit=MetricUnit.Count, value=1)
 

@@ -402,13 +402,15 @@ def cmd_contact(cloud: LocalCloud, args: argparse.Namespace) -> int:
     """The ledger's item for one address: did this person get their email?"""
     cloud.connect()
     entry = cloud.contact(args.email)
+    pseudonym = cloud.pseudonym(args.email)
     if entry is None:
         if args.json:
-            print(json.dumps({"email": args.email, "found": False}))
+            print(json.dumps({"email": args.email, "found": False, "pseudonym": pseudonym}))
         else:
-            out.print(f"{args.email}: not in the ledger (never claimed: not imported yet, or its row was invalid)")
+            out.print(f"{args.email}: not in the ledger (never claimed: not imported yet, or its row was invalid); "
+                      f"its log lines would say contact={pseudonym}")
         return 1
-    fields = {"email": entry.email, "state": entry.state.value, "attempt": entry.attempt,
+    fields = {"email": entry.email, "pseudonym": pseudonym, "state": entry.state.value, "attempt": entry.attempt,
               "provider_message_id": entry.provider_message_id, "file": entry.source_key, "row": entry.row,
               "job": entry.job_id, "detail": entry.detail}
     if args.json:
@@ -418,6 +420,7 @@ def cmd_contact(cloud: LocalCloud, args: argparse.Namespace) -> int:
     for name, value in fields.items():
         table.add_row(name, str(value))
     out.print(table)
+    out.print(f"Its log lines: [b]localcloud logs SendEmailFunction --filter {pseudonym}[/]")
     return 0
 
 

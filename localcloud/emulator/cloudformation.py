@@ -1,6 +1,6 @@
 """CloudFormation resource types moto's CloudFormation lacks, for the types template.yaml (after the SAM
 transform) declares: queue and bucket policies, SNS subscriptions, alarms, Lambda async-invoke
-settings and the SES resources.
+settings, the SES resources and a generated Secrets Manager secret.
 
 Each is a `moto.core.common_models.CloudFormationModel`, moto's own extension point: defining the
 class registers its type with moto's stack engine. They call moto's backends, so a stack on the
@@ -13,6 +13,8 @@ Any type still unknown to moto is named by `unsupported_types`, so a deploy can 
 from __future__ import annotations
 
 import json
+import secrets
+import string
 from typing import Any
 
 from moto.core.common_models import CloudFormationModel
@@ -202,6 +204,40 @@ class ConfigurationSetEventDestination(_Model, CloudFormationModel):
         ses_backends[account_id][region].create_configuration_set_event_destination(
             properties["ConfigurationSetName"], {"Name": destination.get("Name", name), **destination})
         return cls(f"{properties['ConfigurationSetName']}|{destination.get('Name', name)}")
+
+
+class Secret(_Model, CloudFormationModel):
+    """A secret whose value CloudFormation generates (GenerateSecretString); an update keeps the value."""
+
+    TYPE = "AWS::SecretsManager::Secret"
+
+    @classmethod
+    def create(cls, name: str, properties: dict[str, Any], account_id: str, region: str) -> _Model:
+        from moto.secretsmanager.models import secretsmanager_backends
+
+        backend = secretsmanager_backends[account_id][region]
+        secret_name = properties.get("Name") or name
+        if secret_name not in backend.secrets:
+            value = properties.get("SecretString") or _generated(properties.get("GenerateSecretString") or {})
+            backend.create_secret(name=secret_name, secret_string=value, secret_binary=None,
+                                  description=properties.get("Description"), tags=[], kms_key_id=None,
+                                  client_request_token=None, replica_regions=[], force_overwrite=False)
+        return cls(backend.secrets[secret_name].arn)
+
+    @classmethod
+    def delete(cls, physical_id: str, properties: dict[str, Any], account_id: str, region: str) -> None:
+        from moto.secretsmanager.models import secretsmanager_backends
+
+        secretsmanager_backends[account_id][region].delete_secret(physical_id, None, True)
+
+
+def _generated(spec: dict[str, Any]) -> str:
+    """GenerateSecretString's password: letters and digits (+ punctuation unless excluded)."""
+    alphabet = string.ascii_letters + string.digits
+    if not spec.get("ExcludePunctuation"):
+        alphabet += "!#$%&()*+,-.:;<=>?[]^_{|}~"
+    alphabet = "".join(c for c in alphabet if c not in str(spec.get("ExcludeCharacters", "")))
+    return "".join(secrets.choice(alphabet) for _ in range(int(spec.get("PasswordLength", 32))))
 
 
 # CloudFormation's NotificationConfiguration list -> (moto's configuration list, its target key, CloudFormation's)

@@ -13,6 +13,7 @@ import pytest
 
 from common.config import ConfigError, SendSettings
 from common.domain.messages import ContactBatch
+from common.domain.pseudonyms import Pseudonyms
 from localcloud.deploy.events import stack_events
 from tests.unit.conftest import FaultyProvider, MemoryOutbox, MemoryQueue
 
@@ -76,11 +77,19 @@ def test_parse_csv_streams_the_uploaded_file_into_contact_batches(aws, monkeypat
     assert sum(int(n) for n in depth.values()) == 1  # still only the first import's batch
 
 
-def test_send_email_sends_records_and_dead_letters_per_contact(aws, monkeypatch):
+def test_send_email_sends_records_and_dead_letters_per_contact(aws, monkeypatch, capsys):
     app = load_handler(aws, monkeypatch, "SendEmailFunction", "send_email.app")
     monkeypatch.setattr(app.ports.provider, "_sleep", lambda seconds: None)
     response = app.lambda_handler(event(aws, "sqs_contacts.json"), LambdaContext())
     assert response == {"batchItemFailures": []}
+    # And its log lines name each contact by the HMAC under the stack's generated key, never by address
+    key = boto3.client("secretsmanager").get_secret_value(
+        SecretId=aws.outputs["PseudonymKeySecretArn"])["SecretString"].encode()
+    logged = capsys.readouterr().out
+    lines = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
+    contacts = {line["contact"] for line in lines if line.get("message", "").startswith("contact ")}
+    assert Pseudonyms(key).of("ann.lee@example.com") in contacts and len(key) == 64
+    assert "ann.lee@example.com" not in logged
     ledger = boto3.client("dynamodb").get_item(TableName=aws.outputs["ContactsTableName"],
                                                Key={"email": {"S": "ann.lee@example.com"}})["Item"]
     assert ledger["state"]["S"] == "SENT"

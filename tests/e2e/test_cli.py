@@ -144,6 +144,11 @@ def test_the_cli_follows_aws_endpoint_url_and_speaks_to_the_stack_it_finds(tmp_p
         assert (item["file"], item["row"]) == ("incoming/contacts.csv", 1)
         # (the simulated provider's outcome is a function of seed, address and attempt: Bob's first is delivered)
         assert (item["state"], item["attempt"]) == ("SENT", 1) and item["provider_message_id"].startswith("sim-")
+        # And the logs name Bob by the pseudonym `contact` prints, never by his address
+        sends = _localcloud(env, "logs", "SendEmailFunction", "--filter", item["pseudonym"]).stdout
+        logged = [json.loads(line[line.index("{"):]) for line in sends.splitlines() if "{" in line]
+        assert [(line["message"], line["row"]) for line in logged] == [("contact sent", 1)]
+        assert "bob.stone@example.com" not in sends.lower()
         assert _localcloud(env, "contact", "nobody@example.com").returncode == 1
         # And a file the bucket would not import is refused with the reason, before anything is uploaded
         for name in ("contacts.txt", "Contacts.Csv"):

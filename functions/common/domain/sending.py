@@ -14,7 +14,6 @@ The rules that make sending at-most-once (see docs/ledger.md):
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 import time
@@ -56,16 +55,10 @@ class ContactResult:
     job_id: str
     source_key: str
     row: int
-    contact: str  # a hash of the email: no personal data in logs
+    email: str  # normalised; handlers log its pseudonym (pseudonyms.py), never the address
     attempt: int
     verdict: Verdict
     detail: str = ""
-
-    @classmethod
-    def of(cls, job_id: str, source_key: str, row: int, email: str, attempt: int, verdict: Verdict,
-           detail: str = "") -> ContactResult:
-        return cls(job_id=job_id, source_key=source_key, row=row, contact=contact_hash(email), attempt=attempt,
-                   verdict=verdict, detail=detail)
 
 
 @dataclass
@@ -92,10 +85,6 @@ _COMES_BACK = (Verdict.RETRY_LATER, Verdict.MISCONFIGURED, Verdict.OUT_OF_TIME)
 
 class RecordNeedsRetry(RuntimeError):
     """Raised after everything else in the message was settled: SQS must deliver it again."""
-
-
-def contact_hash(email: str) -> str:
-    return hashlib.sha256(email.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -131,7 +120,7 @@ def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: R
     report = BatchReport()
     if send_deadline is not None and ports.clock() >= send_deadline:
         # Not even the claims are worth starting: leave the whole message to its redelivery.
-        report.results += [ContactResult.of(batch.job_id, batch.source_key, d.row, d.email, d.attempt,
+        report.results += [ContactResult(batch.job_id, batch.source_key, d.row, d.email, d.attempt,
                                             Verdict.OUT_OF_TIME, "no time left in this invocation")
                            for d in batch.deliveries]
         return report
@@ -306,7 +295,7 @@ class _Work:
         return f"{claim.token}#{claim.attempt}"
 
     def result(self, claim: Claim, verdict: Verdict, detail: str = "") -> ContactResult:
-        return ContactResult.of(claim.job_id, claim.source_key, claim.row, claim.email, claim.attempt, verdict, detail)
+        return ContactResult(claim.job_id, claim.source_key, claim.row, claim.email, claim.attempt, verdict, detail)
 
     def settle(self, claim: Claim, sent: SendResult | None, report: BatchReport, unknown: bool = False) -> None:
         if unknown or sent is None:
