@@ -59,8 +59,8 @@ class Continuations(Protocol):
 class RetryQueue(Protocol):
     def send_retries(self, retries: Sequence[DelayedRetry]) -> int: ...
 
-    def return_soon(self, receipt_handle: str) -> None:
-        """Make a message that only ran out of time visible again shortly."""
+    def return_after(self, receipt_handle: str, seconds: float) -> None:
+        """Make a message visible again once what it waits for is ready, not after its visibility timeout."""
         ...
 
 

@@ -71,8 +71,8 @@ async def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> No
         metrics.add_metric(name="SendLatencyAverage", unit=MetricUnit.Milliseconds,
                            value=sum(report.send_seconds) / len(report.send_seconds) * 1000)
     if report.must_retry:
-        if report.only_out_of_time:
-            ports.retries.return_soon(record.receipt_handle)
+        if (wait := report.comes_back_in(time.time())) is not None:
+            ports.retries.return_after(record.receipt_handle, wait)
         raise RecordNeedsRetry(f"{report.tally} in message {record.message_id}: SQS will deliver it again")
 
 

@@ -126,7 +126,7 @@ def test_a_record_that_only_ran_out_of_time_is_made_visible_again_at_once(aws, m
     response = app.lambda_handler({"Records": [record]}, AlmostOver())
     # Then nothing is claimed or sent, the record is reported, and asked back in seconds, not minutes
     assert response == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
-    assert queue.returned_soon == [record["receiptHandle"]]
+    assert queue.returned_after == [(record["receiptHandle"], 0.0)]
     contacts = boto3.client("dynamodb").scan(TableName=aws.outputs["ContactsTableName"])["Items"]
     assert contacts == []
 

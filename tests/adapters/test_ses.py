@@ -108,7 +108,7 @@ def test_a_configuration_error_releases_the_contact_unsent_and_it_is_sent_once_a
     # When the message is delivered
     report = pipeline.deliver(pipeline.inbox[0])
     # Then the contact is not sent, not counted as bounced or retried, and its message must come back
-    assert report.tally == {Verdict.MISCONFIGURED: 1} and report.must_retry and not report.only_out_of_time
+    assert report.tally == {Verdict.MISCONFIGURED: 1} and report.must_retry and report.comes_back_in(0) is None
     assert pipeline.job().retried == 0
     # And once the account is fixed, the redelivery sends it once
     pipeline.drain()

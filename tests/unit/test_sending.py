@@ -6,7 +6,7 @@ import pytest
 
 from common.domain.vocabulary import DeadLetterReason, Verdict
 from tests.unit.conftest import SimulatedCrash
-from tests.unit.pipeline import Pipeline
+from tests.unit.pipeline import LEASE_SECONDS, Pipeline
 
 
 def rows(*emails: str) -> str:
@@ -124,9 +124,12 @@ def test_a_crash_between_the_send_and_the_ledger_write_is_reconciled_not_resent(
     with pytest.raises(SimulatedCrash):
         pipeline.deliver(message)
     # When SQS delivers the message again before the claim's lease ran out
-    assert pipeline.deliver(message).tally[Verdict.RETRY_LATER] >= 1
-    # and again after it
-    pipeline.clock += 180
+    early = pipeline.deliver(message)
+    assert early.tally[Verdict.RETRY_LATER] >= 1
+    # Then it asks to come back when ann's lease ends, not after a whole visibility timeout
+    assert early.comes_back_in(pipeline.clock) == pytest.approx(LEASE_SECONDS)
+    # and when it comes back then
+    pipeline.clock += early.comes_back_in(pipeline.clock)
     report = pipeline.deliver(message)
     # Then the provider is asked, not called again
     assert pipeline.attempts_per_address() == {"ann@example.com": 1, "bob@example.com": 1}
@@ -297,7 +300,7 @@ def test_sends_stop_before_the_invocation_times_out_and_the_rest_is_sent_on_rede
     report = pipeline.deliver(message, seconds_left=25)
     # Then the sends that could not start in time are released, not left claimed, and the message comes back
     assert report.tally == {Verdict.SENT: 3, Verdict.OUT_OF_TIME: 2}
-    assert report.must_retry and report.only_out_of_time  # so it may come back at once
+    assert report.must_retry and report.comes_back_in(pipeline.clock) == 0  # so it may come back at once
     pipeline.inbox.append(message)
     pipeline.drain()
     assert pipeline.attempts_per_address() == {f"c{n}@example.com": 1 for n in range(5)}

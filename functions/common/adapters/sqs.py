@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
@@ -61,17 +62,19 @@ class SqsSender:
 
 
 class ContactsQueue:
-    # A message that only ran out of time comes back after this, not after the whole visibility timeout.
+    # A message that is ready at once still waits this long: a moment for the ledger to settle.
     RETURN_SOON_SECONDS = 2
+    MAX_VISIBILITY_SECONDS = 43_200  # SQS's limit (12 hours)
 
     def __init__(self, queue_url: str, client: SQSClient | None = None):
         self._client = client or aws_client("sqs")
         self._queue_url = queue_url
         self._sender = SqsSender(queue_url, self._client)
 
-    def return_soon(self, receipt_handle: str) -> None:
+    def return_after(self, receipt_handle: str, seconds: float) -> None:
+        visibility = min(self.MAX_VISIBILITY_SECONDS, max(self.RETURN_SOON_SECONDS, math.ceil(seconds)))
         self._client.change_message_visibility(QueueUrl=self._queue_url, ReceiptHandle=receipt_handle,
-                                               VisibilityTimeout=self.RETURN_SOON_SECONDS)
+                                               VisibilityTimeout=visibility)
 
     def send(self, batches: Iterable[ContactBatch]) -> int:
         return self._sender.send_entries({"MessageBody": b.encode()} for b in batches)

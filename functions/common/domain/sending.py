@@ -59,6 +59,9 @@ class ContactResult:
     attempt: int
     verdict: Verdict
     detail: str = ""
+    # For a contact that comes back: when trying it again is worth it (None: after the message's
+    # visibility timeout, as SQS decides).
+    ready_at: float | None = None
 
 
 @dataclass
@@ -74,10 +77,13 @@ class BatchReport:
     def must_retry(self) -> bool:
         return any(r.verdict in _COMES_BACK for r in self.results)
 
-    @property
-    def only_out_of_time(self) -> bool:
-        """Everything that must come back only lacked time: it can come back at once."""
-        return all(r.verdict is Verdict.OUT_OF_TIME for r in self.results if r.verdict in _COMES_BACK)
+    def comes_back_in(self, now: float) -> float | None:
+        """Seconds until everything that must come back is ready (out of time: at once; held by another
+        delivery's live lease: when the lease ends); None when a visibility timeout must decide."""
+        ready = [r.ready_at for r in self.results if r.verdict in _COMES_BACK]
+        if not ready or any(at is None for at in ready):
+            return None
+        return max(0.0, max(at for at in ready if at is not None) - now)
 
 
 _COMES_BACK = (Verdict.RETRY_LATER, Verdict.MISCONFIGURED, Verdict.OUT_OF_TIME)
@@ -121,7 +127,7 @@ def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: R
     if send_deadline is not None and ports.clock() >= send_deadline:
         # Not even the claims are worth starting: leave the whole message to its redelivery.
         report.results += [ContactResult(batch.job_id, batch.source_key, d.row, d.email, d.attempt,
-                                            Verdict.OUT_OF_TIME, "no time left in this invocation")
+                                         Verdict.OUT_OF_TIME, "no time left in this invocation", ready_at=now)
                            for d in batch.deliveries]
         return report
     work = _Work(batch, carrier, lease_until, policy, ports.draw, now)
@@ -153,6 +159,9 @@ def _claim(batch: ContactBatch, carrier: str, work: _Work, ports: SendPorts, rep
         elif verdict is Verdict.DUPLICATE:
             work.transitions.append(DuplicateMark(job_id=batch.job_id, row=claim.row, carrier=carrier))
             report.results.append(work.result(claim, Verdict.DUPLICATE))
+        elif verdict is Verdict.RETRY_LATER and entry is not None:  # another delivery holds it, for now
+            report.results.append(work.result(claim, verdict, f"leased by another delivery for "
+                                              f"{entry.lease_until - now:.0f} s", ready_at=entry.lease_until))
         elif isinstance(verdict, Verdict):
             report.results.append(work.result(claim, verdict, f"found {entry.state if entry else 'no entry'}"))
     return to_send, to_resume
@@ -199,7 +208,8 @@ def _send_and_settle(work: _Work, ports: SendPorts, report: BatchReport, to_send
             else:
                 work.transitions.append(Move(claim=claim, state=State.CLAIMED, counter=None,
                                              unsent=not outcome.maybe_sent))
-                report.results.append(work.result(claim, verdict, str(outcome)))
+                report.results.append(work.result(claim, verdict, str(outcome),
+                                                  ready_at=work.now if verdict is Verdict.OUT_OF_TIME else None))
         work.commit(ports, report)
 
 
@@ -294,8 +304,9 @@ class _Work:
     def idempotency_key(claim: Claim) -> str:
         return f"{claim.token}#{claim.attempt}"
 
-    def result(self, claim: Claim, verdict: Verdict, detail: str = "") -> ContactResult:
-        return ContactResult(claim.job_id, claim.source_key, claim.row, claim.email, claim.attempt, verdict, detail)
+    def result(self, claim: Claim, verdict: Verdict, detail: str = "", ready_at: float | None = None) -> ContactResult:
+        return ContactResult(claim.job_id, claim.source_key, claim.row, claim.email, claim.attempt, verdict, detail,
+                             ready_at)
 
     def settle(self, claim: Claim, sent: SendResult | None, report: BatchReport, unknown: bool = False) -> None:
         if unknown or sent is None:
