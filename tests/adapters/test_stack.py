@@ -53,9 +53,14 @@ def test_every_resource_of_the_template_is_a_resource_of_the_stack(aws):
 
 
 def test_deploying_again_is_a_stack_update_and_an_unchanged_stack_is_left_alone():
+    def pseudonym_key(deployment) -> str:
+        return boto3.client("secretsmanager").get_secret_value(
+            SecretId=deployment.outputs["PseudonymKeySecretArn"])["SecretString"]
+
     with mock_aws():
         first = _deploy()
         assert first.changed
+        key = pseudonym_key(first)
         assert not _deploy().changed  # nothing changed: no update
         # When a parameter changes
         updated = _deploy(MaxSendAttempts="7")
@@ -65,6 +70,8 @@ def test_deploying_again_is_a_stack_update_and_an_unchanged_stack_is_left_alone(
         assert updated.functions["SendEmailFunction"].environment["MAX_SEND_ATTEMPTS"] == "7"
         assert read_stack(updated.settings, lambda service: boto3.client(service)).parameters[
             "MaxSendAttempts"] == "7"
+        # And the generated pseudonym key is kept, so log lines before and after still match
+        assert pseudonym_key(updated) == key and len(key) == 64
 
 
 def test_a_wrong_parameter_is_refused_before_anything_is_deployed():

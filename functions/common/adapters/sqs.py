@@ -62,7 +62,7 @@ class SqsSender:
 
 
 class ContactsQueue:
-    # A message that is ready at once still waits this long: a moment for the ledger to settle.
+    # A message that may come back at once comes back after this, not after the whole visibility timeout.
     RETURN_SOON_SECONDS = 2
     MAX_VISIBILITY_SECONDS = 43_200  # SQS's limit (12 hours)
 
