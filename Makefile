@@ -14,7 +14,7 @@ SCAN_STAMP := $(SCAN_VENV)/.installed
 LOCALCLOUD := $(BIN)/localcloud
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv test test-unit test-e2e lint audit demo up logs events build deploy deploy-localstack env-localstack stop clean bench bench-rate
+.PHONY: help venv test test-unit test-e2e lint audit demo up logs events build deploy deploy-localstack env-localstack stop clean bench bench-rate chaos
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -107,6 +107,9 @@ clean: ## stop the emulator, remove the venv and build output
 
 bench-rate: $(DEV_STAMP) ## MaxSendRate honoured: peak sends in any second vs the limit; writes bench/rate.md
 	$(BIN)/python -m bench.run --sizes $(or $(SIZE),3000) --max-send-rate $(or $(RATE),100)
+
+chaos: $(DEV_STAMP) ## SIGKILL environments, the template process and the runtime during a 6,000-row run; checks nothing lost or sent twice
+	$(BIN)/python -m bench.chaos --rows $(or $(ROWS),6000) --seconds $(or $(SECONDS),30) --seed $(or $(SEED),1)
 
 bench: $(DEV_STAMP) ## end-to-end benchmark, 10k and 100k contacts x 3 runs (~15 min; SIZES=10000 RUNS=1 for a quick one); writes bench/results.md
 	$(BIN)/python -m bench.run --sizes $(or $(SIZES),10000 100000) --runs $(or $(RUNS),3)

@@ -94,9 +94,15 @@ class LocalCloud:
                 supported_types = set(health(self.settings.endpoint).get("cloudformation_types", []))
         self.deployment = deploy(self.settings, supported_types=supported_types)
         if with_runtime and self.hosts_functions and not self.runtime_running_elsewhere():
+            from localcloud.runtime.journal import RuntimeStillRunning, journal_path
             from localcloud.runtime.runtime import LambdaRuntime
 
-            self.runtime = LambdaRuntime(self.deployment, on_invocation).start()
+            try:  # cleans up first after a runtime of this endpoint that was killed (runtime/journal.py)
+                runtime = LambdaRuntime(self.deployment, on_invocation,
+                                        journal_path=journal_path(self.settings.state_dir, self.settings.endpoint))
+            except RuntimeStillRunning:
+                return self
+            self.runtime = runtime.start()
             self._runtime_lock.write_text(json.dumps({"pid": os.getpid(), "endpoint": self.settings.endpoint}))
         return self
 

@@ -66,6 +66,11 @@ async def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> No
             "detail": result.detail or None})
     for verdict, count in report.tally.items():
         metrics.add_metric(name=metric_name(verdict), unit=MetricUnit.Count, value=count)
+    # Crash recovery at work: a message delivered again, contacts whose sender died taken over.
+    if int(record.attributes.approximate_receive_count or 1) > 1:
+        metrics.add_metric(name="MessagesRedelivered", unit=MetricUnit.Count, value=1)
+    if report.taken_over:
+        metrics.add_metric(name="LeaseTakeovers", unit=MetricUnit.Count, value=report.taken_over)
     if report.send_seconds:
         metrics.add_metric(name="SendLatencyMax", unit=MetricUnit.Milliseconds, value=max(report.send_seconds) * 1000)
         metrics.add_metric(name="SendLatencyAverage", unit=MetricUnit.Milliseconds,

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -31,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -38,7 +40,8 @@ from botocore.exceptions import ClientError
 from localcloud.config import aws_client, local_environment
 from localcloud.deploy import Deployment, FunctionSpec, SqsSource
 from localcloud.emulator.patches.lambda_hosting import ASYNC_QUEUE_ATTRIBUTES
-from localcloud.runtime.zygote import process_alive, zygote_for
+from localcloud.runtime.journal import RuntimeJournal, recover
+from localcloud.runtime.zygote import TEMPLATE_PROCESS_NAME, process_alive, zygote_for
 
 _log = logging.getLogger("localcloud.runtime")
 
@@ -47,6 +50,7 @@ INIT_TIMEOUT_SECONDS = 60  # a cold start (importing the handler) is not part of
 # Lambda waits about 1 and then 2 minutes between asynchronous retries; locally seconds are enough.
 ASYNC_RETRY_DELAYS = (1.0, 2.0)
 POLL_WAIT_SECONDS = 1
+FORK_ATTEMPTS = 3  # a new template process is started before each further attempt
 
 
 @dataclass
@@ -69,10 +73,16 @@ class Invocation:
         return self.error is None
 
 
+def environment_process_name(spec: FunctionSpec) -> str:
+    """What `ps` shows for an execution environment of this function (at most 15 characters)."""
+    return f"env:{spec.logical_id.removesuffix('Function')}"[:15]
+
+
 class ExecutionEnvironment:
-    def __init__(self, spec: FunctionSpec, deployment: Deployment):
+    def __init__(self, spec: FunctionSpec, deployment: Deployment, journal: RuntimeJournal | None = None):
         settings = deployment.settings
         self.spec = spec
+        self._journal = journal
         self.log_stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
         environment = {
             **local_environment(settings.endpoint, settings.region), **spec.environment,
@@ -86,44 +96,50 @@ class ExecutionEnvironment:
         # A fork of the template process (localcloud.zygote: libraries imported, nothing of ours),
         # talking over a socket pair.
         ours, theirs = socket.socketpair()
-        try:
-            self._pid = zygote_for(settings.root).fork(theirs)
-        except (OSError, RuntimeError):  # the template died between the check and the fork: once more
-            self._pid = zygote_for(settings.root).fork(theirs)
+        for attempt in range(1, FORK_ATTEMPTS + 1):
+            zygote = zygote_for(settings.root)
+            try:
+                self._pid = zygote.fork(theirs)
+                break
+            except (OSError, RuntimeError):  # the template died between the check and the fork: again
+                if attempt == FORK_ATTEMPTS:
+                    raise
         theirs.close()
+        if journal is not None:
+            journal.process_started(zygote.pid, TEMPLATE_PROCESS_NAME)
+            journal.process_started(self._pid, environment_process_name(spec))
         self._connection = Connection(ours.detach())
-        self._connection.send({"handler": spec.handler, "code_dir": str(settings.code_dir),
-                               "environment": environment, "fault_rate": settings.fault_rate})
         self._ready = False
+        with contextlib.suppress(OSError):  # killed as soon as it was forked: its first invocation reports it
+            self._connection.send({"handler": spec.handler, "code_dir": str(settings.code_dir),
+                                   "environment": environment, "fault_rate": settings.fault_rate,
+                                   "process_name": environment_process_name(spec)})
 
     def invoke(self, event: Any, request_id: str) -> Invocation:
+        """One invocation; an environment that dies (killed while idle, in its init or mid-invocation: EOF, a
+        reset connection or a broken pipe) is a failed invocation, Runtime.ExitError, as in Lambda."""
+        try:
+            return self._invoke(event, request_id)
+        except (EOFError, OSError):
+            self.close()
+            return self._failed(request_id, "Runtime.ExitError", "the runtime exited" if self._ready
+                                else "the runtime exited during init")
+
+    def _invoke(self, event: Any, request_id: str) -> Invocation:
         spec = self.spec
         if not self._ready:
             if not self._connection.poll(INIT_TIMEOUT_SECONDS):
                 self.close()
                 return self._failed(request_id, "Runtime.InitTimeout", f"init took over {INIT_TIMEOUT_SECONDS} s")
-            try:
-                self._connection.recv()
-            except EOFError:  # the environment died during its init
-                self.close()
-                return self._failed(request_id, "Runtime.ExitError", "the runtime exited during init")
+            self._connection.recv()
             self._ready = True
         deadline = time.time() + spec.timeout_seconds
-        try:
-            self._connection.send({"event": event, "context": {
-                "function_name": spec.name, "function_version": "$LATEST", "invoked_function_arn": spec.arn,
-                "memory_limit_in_mb": spec.memory_mb, "aws_request_id": request_id,
-                "log_group_name": spec.log_group, "log_stream_name": self.log_stream, "deadline": deadline}})
-        except OSError:  # it died while idle
-            self.close()
-            return self._failed(request_id, "Runtime.ExitError", "the runtime exited")
+        self._connection.send({"event": event, "context": {
+            "function_name": spec.name, "function_version": "$LATEST", "invoked_function_arn": spec.arn,
+            "memory_limit_in_mb": spec.memory_mb, "aws_request_id": request_id,
+            "log_group_name": spec.log_group, "log_stream_name": self.log_stream, "deadline": deadline}})
         if self._connection.poll(spec.timeout_seconds + 0.5):
-            try:
-                result = self._connection.recv()
-                return Invocation(function=spec.name, request_id=request_id, **result)
-            except EOFError:
-                self.close()
-                return self._failed(request_id, "Runtime.ExitError", "the runtime exited")
+            return Invocation(function=spec.name, request_id=request_id, **self._connection.recv())
         self.close()
         return self._failed(request_id, "Sandbox.Timedout", f"Task timed out after {spec.timeout_seconds:.2f} seconds",
                             timed_out=True)
@@ -150,6 +166,8 @@ class ExecutionEnvironment:
         while self.alive and time.monotonic() < deadline:
             time.sleep(0.01)
         self._connection.close()
+        if self._journal is not None:
+            self._journal.process_ended(self._pid)
 
 
 class CloudWatchLogWriter:
@@ -228,8 +246,9 @@ class FunctionPool:
     """Warm execution environments of one function, at most `concurrency` busy at once."""
 
     def __init__(self, spec: FunctionSpec, deployment: Deployment, logs: CloudWatchLogWriter, concurrency: int,
-                 on_invocation: Callable[[Invocation], None] | None = None):
+                 on_invocation: Callable[[Invocation], None] | None = None, journal: RuntimeJournal | None = None):
         self.spec = spec
+        self._journal = journal
         self.concurrency = concurrency
         self.slots = threading.BoundedSemaphore(concurrency)
         self._deployment = deployment
@@ -248,8 +267,11 @@ class FunctionPool:
             environment = self._idle.pop() if self._idle else None
             self.in_flight += 1
         try:
-            if environment is None or not environment.alive:
-                environment = ExecutionEnvironment(self.spec, self._deployment)
+            if environment is not None and not environment.alive:  # killed while idle
+                environment.close()
+                environment = None
+            if environment is None:
+                environment = ExecutionEnvironment(self.spec, self._deployment, self._journal)
             started_ms = int(time.time() * 1000)
             invocation = environment.invoke(event, str(uuid.uuid4()))
             self._logs.write(self.spec, environment.log_stream, invocation, started_ms)
@@ -280,8 +302,10 @@ class FunctionPool:
 
 
 class _Poller(threading.Thread):
-    def __init__(self, name: str, deployment: Deployment, pool: FunctionPool, queue_url: str):
+    def __init__(self, name: str, deployment: Deployment, pool: FunctionPool, queue_url: str,
+                 journal: RuntimeJournal | None = None):
         super().__init__(name=name, daemon=True)
+        self.journal = journal
         settings = deployment.settings
         self.sqs = aws_client("sqs", settings.endpoint, settings.region)
         self.pool = pool
@@ -307,6 +331,8 @@ class _Poller(threading.Thread):
             if not messages:
                 self.pool.slots.release()
                 continue
+            if self.journal is not None:
+                self.journal.messages_taken(self.queue_url, [m["ReceiptHandle"] for m in messages])
             with self._lock:
                 self.pending += 1
             self.executor.submit(self._handle_and_release, messages)
@@ -320,14 +346,28 @@ class _Poller(threading.Thread):
     def _handle_and_release(self, messages: list[dict[str, Any]]) -> None:
         try:
             self.handle(messages)
-        except Exception as error:  # noqa: BLE001 - the messages come back after their visibility timeout
+        except Exception as error:  # noqa: BLE001 - the runtime's own failure, not the function's
             self.failures.append(f"{type(error).__name__}: {error}")
-            _log.warning("%s: handling %d messages failed (they come back after their visibility timeout): %r",
-                         self.name, len(messages), error)
+            _log.warning("%s: the runtime failed handling %d messages: %r", self.name, len(messages), error)
+            with contextlib.suppress(Exception):
+                self.return_soon(messages, "the runtime failed handling them")
         finally:
+            if self.journal is not None:  # deleted, or left to its visibility timeout as Lambda leaves it
+                self.journal.messages_released([m["ReceiptHandle"] for m in messages])
             with self._lock:
                 self.pending -= 1
             self.pool.slots.release()
+
+    def return_soon(self, messages: list[dict[str, Any]], why: str) -> None:
+        """The environment died under the batch (its process was killed), or the runtime itself failed:
+        unlike an error of the handler's, nothing says the batch is at fault, so it is handed out again in
+        a second, not after the visibility timeout (12 hours on an async invocation queue). Receive counts
+        still grow, so a batch that kills every environment ends up dead-lettered by the redrive policy."""
+        _log.warning("%s: %s; %d messages come back in 1 s", self.name, why, len(messages))
+        for start in range(0, len(messages), 10):
+            self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 1}
+                for i, m in enumerate(messages[start:start + 10])])
 
     @property
     def busy(self) -> bool:
@@ -355,8 +395,9 @@ def _lambda_sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> 
 
 
 class SqsEventSource(_Poller):
-    def __init__(self, deployment: Deployment, pool: FunctionPool, source: SqsSource):
-        super().__init__(f"sqs-{pool.spec.logical_id}", deployment, pool, source.queue_url)
+    def __init__(self, deployment: Deployment, pool: FunctionPool, source: SqsSource,
+                 journal: RuntimeJournal | None = None):
+        super().__init__(f"sqs-{pool.spec.logical_id}", deployment, pool, source.queue_url, journal)
         self.source = source
 
     def receive(self) -> list[dict[str, Any]]:
@@ -385,7 +426,7 @@ class SqsEventSource(_Poller):
         invocation = self.pool.invoke(event)
         if not invocation.ok:
             if (invocation.error or {}).get("errorType") == "Runtime.ExitError":
-                self._return_soon(messages)
+                self.return_soon(messages, "an execution environment died under them")
             return  # the whole batch becomes visible again after the visibility timeout
         failed: set[str] = set()
         if self.source.report_batch_item_failures and isinstance(invocation.response, dict):
@@ -401,28 +442,16 @@ class SqsEventSource(_Poller):
             self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=done[start:start + 10])
 
 
-    def _return_soon(self, messages: list[dict[str, Any]]) -> None:
-        """The environment died under the batch (its process was killed): unlike an error of the handler's,
-        nothing says the batch is at fault, so it is handed out again in a second, not after the visibility
-        timeout. Its messages' receive counts still grow, so a batch that kills every environment ends up
-        dead-lettered by the queue's redrive policy."""
-        _log.warning("%s: an execution environment died under %d messages; they come back in 1 s",
-                     self.name, len(messages))
-        for start in range(0, len(messages), 10):
-            self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 1}
-                for i, m in enumerate(messages[start:start + 10])])
-
 
 class AsyncEventSource(_Poller):
     """The function's async invocation queue (S3 events) -> invocations with retries and an on-failure destination."""
 
     def __init__(self, deployment: Deployment, pool: FunctionPool,
-                 retry_delays: tuple[float, ...] = ASYNC_RETRY_DELAYS):
+                 retry_delays: tuple[float, ...] = ASYNC_RETRY_DELAYS, journal: RuntimeJournal | None = None):
         settings = deployment.settings
         sqs = aws_client("sqs", settings.endpoint, settings.region)
         queue_url = sqs.create_queue(QueueName=pool.spec.async_queue, Attributes=ASYNC_QUEUE_ATTRIBUTES)["QueueUrl"]
-        super().__init__(f"async-{pool.spec.logical_id}", deployment, pool, queue_url)
+        super().__init__(f"async-{pool.spec.logical_id}", deployment, pool, queue_url, journal=journal)
         self.retry_delays = retry_delays
 
     def receive(self) -> list[dict[str, Any]]:
@@ -460,24 +489,30 @@ class AsyncEventSource(_Poller):
 
 
 class LambdaRuntime:
-    def __init__(self, deployment: Deployment, on_invocation: Callable[[Invocation], None] | None = None):
+    def __init__(self, deployment: Deployment, on_invocation: Callable[[Invocation], None] | None = None,
+                 journal_path: Path | None = None):
+        """With `journal_path` (the runtime that polls the event sources), first clean up after a previous
+        runtime for this endpoint that was killed (journal.py), then keep a journal of its own."""
         self.deployment = deployment
+        settings = deployment.settings
+        self._sqs = aws_client("sqs", settings.endpoint, settings.region)
+        self.recovery = recover(journal_path, self._sqs) if journal_path else None
+        self.journal = RuntimeJournal(journal_path) if journal_path else None
         self.logs = CloudWatchLogWriter(deployment)
         self.pools: dict[str, FunctionPool] = {}
         for spec in deployment.functions.values():
             limits = [s.max_concurrency for s in spec.sqs_sources if s.max_concurrency]
             concurrency = min(limits) if limits else spec.reserved_concurrency or DEFAULT_CONCURRENCY
-            self.pools[spec.logical_id] = FunctionPool(spec, deployment, self.logs, concurrency, on_invocation)
+            self.pools[spec.logical_id] = FunctionPool(spec, deployment, self.logs, concurrency, on_invocation,
+                                                       journal=self.journal)
         self.sources: list[_Poller] = []
-        settings = deployment.settings
-        self._sqs = aws_client("sqs", settings.endpoint, settings.region)
 
     def start(self) -> LambdaRuntime:
         for spec in self.deployment.functions.values():
             pool = self.pools[spec.logical_id]
-            self.sources += [SqsEventSource(self.deployment, pool, s) for s in spec.sqs_sources]
+            self.sources += [SqsEventSource(self.deployment, pool, s, self.journal) for s in spec.sqs_sources]
             if spec.async_queue:
-                self.sources.append(AsyncEventSource(self.deployment, pool))
+                self.sources.append(AsyncEventSource(self.deployment, pool, journal=self.journal))
         for source in self.sources:
             source.start()
         return self
@@ -507,3 +542,5 @@ class LambdaRuntime:
         for pool in self.pools.values():
             pool.close()
         self.logs.close()
+        if self.journal is not None:
+            self.journal.close()

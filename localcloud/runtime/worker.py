@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from localcloud.runtime.faults import FaultInjector
+from localcloud.runtime.zygote import name_this_process
 
 
 class _Capture(io.TextIOBase):
@@ -145,6 +146,8 @@ def run(fd: int) -> None:
     """Serve on FD, this end of a socket pair; the first message says what to run."""
     connection = Connection(fd)
     setup = connection.recv()
+    if setup.get("process_name"):
+        name_this_process(setup["process_name"])
     serve(connection, setup["handler"], setup["code_dir"], setup["environment"],
           fault_rate=setup.get("fault_rate", 0.0))
 

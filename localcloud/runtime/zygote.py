@@ -32,6 +32,7 @@ PRELOAD = ("boto3", "botocore.session", "botocore.client", "aws_xray_sdk.core", 
 # botocore reads these services' models, endpoint rules and partitions from JSON files the first time a
 # client is made; a throwaway client of each in the template leaves them in boto3's default session.
 WARM_SERVICES = ("dynamodb", "sqs", "s3", "sesv2", "logs")
+TEMPLATE_PROCESS_NAME = "env-template"  # what `ps` shows for it (environments: env:<function>)
 _PID = struct.Struct("!i")
 
 
@@ -104,6 +105,12 @@ def process_alive(pid: int) -> bool:
         return True  # no /proc here: kill(pid, 0) is all there is
 
 
+def name_this_process(name: str) -> None:
+    """Set what `ps` and /proc/PID/comm show (Linux; elsewhere nothing happens)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/comm").write_text(name[:15])
+
+
 def _warm_default_session() -> None:
     """Explicit region, endpoint and keys: nothing is resolved from this process's environment, so
     each environment still takes its own (and makes its own clients, with its own settings)."""
@@ -118,6 +125,7 @@ def main() -> None:
     from localcloud.runtime import worker
 
     control = socket.socket(fileno=int(sys.argv[1]))
+    name_this_process(TEMPLATE_PROCESS_NAME)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the environments that end
     for name in PRELOAD:
         with contextlib.suppress(ImportError):

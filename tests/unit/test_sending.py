@@ -131,7 +131,8 @@ def test_a_crash_between_the_send_and_the_ledger_write_is_reconciled_not_resent(
     # and when it comes back then
     pipeline.clock += early.comes_back_in(pipeline.clock)
     report = pipeline.deliver(message)
-    # Then the provider is asked, not called again
+    # Then the dead delivery's claims (ann's and bob's) are taken over, and the provider is asked, not called again
+    assert report.taken_over == 2
     assert pipeline.attempts_per_address() == {"ann@example.com": 1, "bob@example.com": 1}
     assert not report.must_retry
     assert pipeline.job().sent == 2

@@ -68,6 +68,7 @@ class ContactResult:
 class BatchReport:
     results: list[ContactResult] = field(default_factory=list)
     send_seconds: list[float] = field(default_factory=list)  # each provider call's latency
+    taken_over: int = 0  # claims of a holder that died mid-send, resumed by this delivery
 
     @property
     def tally(self) -> Counter[Verdict]:
@@ -179,7 +180,9 @@ def _take_over(work: _Work, ports: SendPorts, report: BatchReport, to_resume: li
     for claim, entry in resumes:
         if claim.email in busy:
             report.results.append(work.result(claim, Verdict.RETRY_LATER, "claim taken over elsewhere"))
-        elif entry.unsent:
+            continue
+        report.taken_over += 1
+        if entry.unsent:
             to_send.append(claim)
         elif not ports.provider.can_look_up:
             work.settle(claim, None, report, unknown=True)

@@ -1,0 +1,360 @@
+"""Chaos, end to end: `python -m bench.chaos` (`make chaos`).
+
+A multi-thousand-row run on a fresh embedded local cloud whose Lambda runtime runs in a process of its
+own (`localcloud up`), while files keep arriving and this driver SIGKILLs, at random moments:
+- execution environments of send_email (`env:SendEmail` in `ps`) and parse_csv (`env:ParseCsv`),
+  busy or idle;
+- the runtime's template process (`env-template`), which environments are forked from;
+- once mid-run, the runtime itself, which it then starts again, as a person would.
+Then it checks what people care about, from the provider's outbox, the ledger and the jobs: no
+address got two emails, no valid address was lost, every job SUCCEEDED with
+`rows = invalid + duplicate + sent + bounced + exhausted + unknown`, and UNKNOWN only where a send was
+cut off and the provider could not say (the simulated provider always can: none is expected).
+
+parse_csv environments are killed at most once every PARSE_KILL_SPACING seconds: an upload is
+retried twice by Lambda (1 s, then 2 s later), so no upload is killed on all three attempts; one that
+is goes to the parse-failures queue, as on AWS, a path tested on its own (tests/e2e/test_pipeline.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import json
+import os
+import random
+import signal
+import socket
+import subprocess  # starts our own interpreter  # nosec B404
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from common.domain.contacts import Contact, read_contacts
+from common.domain.vocabulary import Outcome, State
+from localcloud.cli.commands import emf_totals
+from localcloud.cloud import LocalCloud, Uploaded
+from localcloud.config import CloudSettings, local_environment
+from localcloud.emulator.process import start_emulator
+from localcloud.runtime.zygote import TEMPLATE_PROCESS_NAME
+from localcloud.samples import write_sample
+
+SEND_ENVIRONMENT, PARSE_ENVIRONMENT = "env:SendEmail", "env:ParseCsv"
+RUNTIME = "runtime"
+PARSE_KILL_SPACING = 4.0
+KIND_WEIGHTS = {SEND_ENVIRONMENT: 6, PARSE_ENVIRONMENT: 2, TEMPLATE_PROCESS_NAME: 1}
+FINAL_STATES = {State.SENT, State.BOUNCED, State.EXHAUSTED, State.UNKNOWN, State.COMPLAINED}
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+@dataclass
+class ChaosReport:
+    rows: int
+    files: int
+    kills: dict[str, int]
+    redeliveries: int
+    lease_takeovers: int
+    unknown: int
+    sent_twice: list[str]
+    lost: list[str]
+    jobs_not_settled: list[str]
+    wall_seconds: float
+    settle_seconds: float  # from the last kill until every job settled and every queue was empty
+    recoveries: list[str] = field(default_factory=list)  # what each restarted runtime cleaned up
+    dead_letters: dict[str, int] = field(default_factory=dict)  # by reason
+
+    @property
+    def passed(self) -> bool:
+        return not (self.sent_twice or self.lost or self.jobs_not_settled or self.unknown)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _descendants_by_name(root: int) -> dict[str, list[int]]:
+    """Live processes under `root` (Linux /proc), grouped by their name (comm)."""
+    children: dict[int, list[int]] = {}
+    names: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            name, rest = (entry / "stat").read_text().rsplit(")", 1)
+        except (OSError, ValueError):
+            continue
+        state, parent = rest.split()[:2]
+        if state != "Z":
+            children.setdefault(int(parent), []).append(int(entry.name))
+            names[int(entry.name)] = name.split("(", 1)[1]
+    found: dict[str, list[int]] = {}
+    stack = list(children.get(root, []))
+    while stack:
+        pid = stack.pop()
+        found.setdefault(names[pid], []).append(pid)
+        stack += children.get(pid, [])
+    return found
+
+
+def _reap_adopted(own_children: set[int]) -> None:
+    """Orphans re-parented to this driver (a sub-reaper) are reaped here once they end."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in own_children:
+            continue
+        try:
+            rest = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if rest[0] == "Z" and int(rest[1]) == os.getpid():
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(int(entry.name), os.WNOHANG)
+
+
+class Runtime:
+    """`localcloud up` for the endpoint, in a process of its own."""
+
+    def __init__(self, endpoint: str, environment: dict[str, str], log_path: Path):
+        self.endpoint, self.environment, self.log_path = endpoint, environment, log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started = 0
+
+    def start(self, state_dir: Path) -> None:
+        lock = state_dir / "runtime.json"
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module  # nosec B603
+                [sys.executable, "-m", "localcloud", "up", "--endpoint", self.endpoint], env=self.environment,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        self.started += 1
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # running once it has written its lock
+            try:
+                if json.loads(lock.read_text()).get("pid") == self.process.pid:
+                    return
+            except (OSError, ValueError):
+                pass
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"the local runtime did not start; see {self.log_path}")
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+class Chaos:
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+        self.kills: Counter[str] = Counter()
+        self._last_parse_kill = -PARSE_KILL_SPACING
+
+    def kill_one(self) -> None:
+        """SIGKILL one process of a randomly drawn kind among those running now."""
+        # Under this driver: the runtime's processes, and environments whose template or runtime died (they
+        # live on, re-parented to this sub-reaper).
+        running = _descendants_by_name(os.getpid())
+        if time.monotonic() - self._last_parse_kill < PARSE_KILL_SPACING:
+            running[PARSE_ENVIRONMENT] = []
+        kinds = [kind for kind in KIND_WEIGHTS if running.get(kind)]
+        if not kinds:
+            return
+        kind = self.rng.choices(kinds, weights=[KIND_WEIGHTS[k] for k in kinds])[0]
+        try:
+            os.kill(self.rng.choice(running[kind]), signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        self.kills[kind] += 1
+        if kind == PARSE_ENVIRONMENT:
+            self._last_parse_kill = time.monotonic()
+
+
+def _files(workdir: Path, rows: int, count: int) -> list[Path]:
+    """`count` seed-format files of rows/count lines; neighbours share a tenth of their contacts; some rows invalid."""
+    per_file = rows // count
+    return [write_sample(workdir / f"chaos-{number:02d}.csv", per_file, start=number * (per_file - per_file // 10),
+                         invalid_every=97) for number in range(count)]
+
+
+def _queues_empty(cloud: LocalCloud) -> bool:
+    sqs = cloud.client("sqs")
+    urls = [cloud.deployed.output("ContactsQueueUrl"), cloud.deployed.output("ParseContinuationsQueueUrl")]
+    urls.append(sqs.get_queue_url(QueueName=cloud.deployed.function("ParseCsvFunction").async_queue)["QueueUrl"])
+    for url in urls:
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+        if any(int(value) for value in attributes.values()):
+            return False
+    return True
+
+
+def _progress(text: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} chaos: {text}", file=sys.stderr, flush=True)
+
+
+def _settle(cloud: LocalCloud, uploaded: list[Uploaded], timeout: float) -> list[str]:
+    """Wait until every job is done and every queue empty; returns the jobs that did not get there."""
+    deadline = time.monotonic() + timeout
+    said = 0.0
+    while time.monotonic() < deadline:
+        jobs = cloud.jobs(uploaded)
+        if all(job.done for job in jobs) and _queues_empty(cloud):
+            return []
+        if time.monotonic() - said > 10:
+            said = time.monotonic()
+            _progress("settling: " + ", ".join(f"{job.settled}/{job.rows}" for job in jobs))
+        time.sleep(1)
+    return [f"{job.key} {job.status} {job.settled}/{job.rows}" for job in cloud.jobs(uploaded) if not job.done]
+
+
+def _check(cloud: LocalCloud, files: list[Path],
+           uploaded: list[Uploaded]) -> tuple[list[str], list[str], int, list[str]]:
+    """(sent twice, lost, UNKNOWN, jobs whose counters do not add up) from the outbox, the ledger and the jobs."""
+    delivered = Counter(entry.to for entry in cloud.outbox() if entry.outcome is Outcome.DELIVERED)
+    sent_twice = sorted(address for address, count in delivered.items() if count > 1)
+    addresses = {verdict.email for path in files
+                 for verdict in read_contacts(path.read_text().splitlines()) if isinstance(verdict, Contact)}
+    lost, unknown = [], 0
+    for address in sorted(addresses):
+        entry = cloud.contact(address)
+        if entry is None:
+            lost.append(f"{address}: not in the ledger")
+        elif entry.state not in FINAL_STATES:
+            lost.append(f"{address}: {entry.state} attempt {entry.attempt} carrier {entry.carrier} lease ends in "
+                        f"{entry.lease_until - time.time():.0f} s, row {entry.row} of {entry.source_key}")
+        elif entry.state in (State.SENT, State.COMPLAINED) and not delivered[address]:
+            lost.append(f"{address}: SENT in the ledger, never received by the provider")
+        unknown += entry is not None and entry.state is State.UNKNOWN
+    unbalanced = [f"{job.key}: {job.status}, rows {job.rows} != {job.settled} accounted"
+                  for job in cloud.jobs(uploaded)
+                  if job.status.value != "SUCCEEDED"
+                  or job.rows != job.invalid + job.duplicate + job.sent + job.bounced + job.exhausted + job.unknown]
+    return sent_twice, lost, unknown, unbalanced
+
+
+def run_chaos(rows: int, files: int, chaos_seconds: float, seed: int, workdir: Path,
+              settle_timeout: float = 600) -> ChaosReport:
+    rng = random.Random(seed)  # noqa: S311 - which process, when: not a secret  # nosec B311
+    ctypes.CDLL(None).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans re-parent here, to be killed too
+    state_dir = workdir / "state"
+    endpoint = f"http://127.0.0.1:{_free_port()}"
+    environment = {**os.environ, **local_environment(endpoint, "us-east-1"), "LOCALCLOUD_STATE_DIR": str(state_dir)}
+    os.environ["LOCALCLOUD_STATE_DIR"] = str(state_dir)
+    emulator = start_emulator(endpoint, workdir / "emulator.log", detached=False)
+    runtime = Runtime(endpoint, environment, workdir / "runtime.log")
+    try:
+        cloud = LocalCloud(CloudSettings.load(endpoint=endpoint)).start(with_runtime=False)
+        runtime.start(state_dir)
+        paths = _files(workdir, rows, files)
+        chaos = Chaos(rng)
+        uploaded: list[Uploaded] = []
+        started = time.monotonic()
+        upload_at = [started + chaos_seconds * 0.8 * n / files for n in range(files)]
+        kill_runtime_at = started + chaos_seconds * 0.5
+        while (now := time.monotonic()) < started + chaos_seconds:
+            while upload_at and upload_at[0] <= now:
+                upload_at.pop(0)
+                uploaded += cloud.upload([paths[len(uploaded)]])
+            if kill_runtime_at and now >= kill_runtime_at:
+                runtime.kill()
+                chaos.kills[RUNTIME] += 1
+                kill_runtime_at = 0
+                time.sleep(rng.uniform(0.5, 2.0))
+                runtime.start(state_dir)
+                _progress("killed the runtime and started another")
+            chaos.kill_one()
+            _reap_adopted({process.pid for process in (emulator.process, runtime.process) if process})
+            time.sleep(rng.uniform(0.2, 1.0))
+        uploaded += cloud.upload(paths[len(uploaded):])
+        chaos_over = time.monotonic()
+        _progress(f"kills over: {dict(chaos.kills)}")
+        not_settled = _settle(cloud, uploaded, settle_timeout)
+        settled = time.monotonic()
+        sent_twice, lost, unknown, unbalanced = _check(cloud, paths, uploaded)
+        metrics = emf_totals([event["message"] for function in cloud.deployed.functions
+                              for event in cloud.log_events(function)])
+        recoveries = [line.strip() for line in runtime.log_path.read_text(errors="replace").splitlines()
+                      if "died: killed the processes" in line]
+        dead_letters = Counter(letter.get("reason", "?") for letter in cloud.dead_letters())
+        return ChaosReport(
+            rows=sum(sum(1 for line in path.read_text().splitlines() if line.strip()) for path in paths),
+            files=len(paths), kills=dict(chaos.kills),
+            redeliveries=int(metrics.get("MessagesRedelivered", {}).get("sum", 0)),
+            lease_takeovers=int(metrics.get("LeaseTakeovers", {}).get("sum", 0)), unknown=unknown,
+            sent_twice=sent_twice, lost=lost, jobs_not_settled=not_settled + unbalanced,
+            wall_seconds=settled - started, settle_seconds=settled - chaos_over, recoveries=recoveries,
+            dead_letters=dict(dead_letters))
+    finally:
+        runtime.stop()
+        emulator.stop()
+
+
+def print_report(report: ChaosReport, console: Console) -> None:
+    table = Table(title=f"Chaos: {report.rows:,} rows in {report.files} files, "
+                        + ("PASSED" if report.passed else "FAILED"))
+    table.add_column("")
+    table.add_column("", justify="right")
+    for kind, count in sorted(report.kills.items()):
+        table.add_row(f"SIGKILL {kind}", str(count))
+    table.add_row("messages redelivered (at least)", str(report.redeliveries))
+    table.add_row("lease takeovers (at least)", str(report.lease_takeovers))
+    table.add_row("UNKNOWN outcomes", str(report.unknown))
+    for reason, count in sorted(report.dead_letters.items()):
+        table.add_row(f"dead letters: {reason}", str(count))
+    table.add_row("addresses sent twice", str(len(report.sent_twice)))
+    table.add_row("valid addresses lost", str(len(report.lost)))
+    table.add_row("jobs not SUCCEEDED or not adding up", str(len(report.jobs_not_settled)))
+    table.add_row("wall time, s", f"{report.wall_seconds:.1f}")
+    table.add_row("settling after the last kill, s", f"{report.settle_seconds:.1f}")
+    console.print(table)
+    for line in report.recoveries:
+        console.print(f"[dim]restarted runtime: {line}[/]")
+    for name, items in (("sent twice", report.sent_twice), ("lost", report.lost),
+                        ("jobs", report.jobs_not_settled)):
+        for item in items[:10]:
+            console.print(f"[red]{name}: {item}[/]")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=6000)
+    parser.add_argument("--files", type=int, default=6)
+    parser.add_argument("--seconds", type=float, default=30, help="how long the kills go on")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--settle-timeout", type=float, default=600)
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    parser.add_argument("--workdir", type=Path, help="keep the files and logs here (default: a temporary folder)")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up the emulator and runtime on `kill`
+    if args.workdir:
+        report = run_chaos(args.rows, args.files, args.seconds, args.seed, args.workdir, args.settle_timeout)
+    else:
+        with tempfile.TemporaryDirectory(prefix="welcome-chaos-") as workdir:
+            report = run_chaos(args.rows, args.files, args.seconds, args.seed, Path(workdir), args.settle_timeout)
+    if args.json:
+        print(json.dumps({**asdict(report), "passed": report.passed}))
+    else:
+        print_report(report, Console())
+    return 0 if report.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

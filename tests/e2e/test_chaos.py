@@ -1,0 +1,39 @@
+"""Chaos, end to end (bench/chaos.py, `make chaos`): execution environments, the runtime's template process
+and the runtime itself SIGKILLed at random moments while files keep arriving; nothing lost, nothing sent twice."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import E2E_ENDPOINT
+
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(bool(E2E_ENDPOINT), reason="kills the embedded local cloud's own runtime processes")]
+
+
+@pytest.mark.timeout(600)
+def test_processes_killed_at_random_lose_nothing_and_send_nothing_twice(tmp_path):
+    # Given 3,000 rows in four files, uploaded one after another over 15 s of random SIGKILLs, the runtime
+    # itself killed and started again halfway
+    run = subprocess.run([sys.executable, "-m", "bench.chaos", "--rows", "3000", "--files", "4", "--seconds", "15",
+                          "--seed", "1", "--settle-timeout", "400", "--workdir", str(tmp_path), "--json"],
+                         capture_output=True, text=True, timeout=580)
+    assert run.stdout.strip(), run.stderr[-3000:]
+    report = json.loads(run.stdout)
+    # Then every kind of process was killed (the runtime once) ...
+    kills = report["kills"]
+    assert kills["runtime"] == 1 and kills["env:SendEmail"] >= 3 and kills["env:ParseCsv"] >= 1
+    assert kills.get("env-template", 0) >= 1
+    # ... crash recovery really ran (redeliveries, lease takeovers, a restarted runtime cleaning up) ...
+    assert report["redeliveries"] > 0 and report["lease_takeovers"] > 0
+    assert report["recoveries"] and "made the" in report["recoveries"][0]
+    # ... and still: no address got two emails, no valid address was lost, every job SUCCEEDED and adds up,
+    # and no outcome is UNKNOWN (the simulated provider answers every look-up of a cut-off send)
+    assert report["sent_twice"] == [] and report["lost"] == []
+    assert report["jobs_not_settled"] == [] and report["unknown"] == 0
+    assert run.returncode == 0
+    print(run.stderr[-2000:])
