@@ -14,7 +14,7 @@ SCAN_STAMP := $(SCAN_VENV)/.installed
 LOCALCLOUD := $(BIN)/localcloud
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv test test-unit test-e2e lint audit demo up logs events build deploy deploy-localstack env-localstack stop clean bench bench-rate chaos
+.PHONY: help venv test test-unit test-e2e lint audit demo up logs events build deploy deploy-localstack env-localstack stop clean bench bench-rate chaos docker-up lambda-image test-sam-local
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -47,6 +47,15 @@ test: $(DEV_STAMP) ## all tests: unit (moto in-process) and end-to-end (an embed
 
 test-unit: $(DEV_STAMP) ## the domain on in-memory fakes (seconds)
 	env -u AWS_ENDPOINT_URL $(BIN)/python -m pytest tests/unit
+
+test-sam-local: lambda-image ## `sam local invoke` of the three functions, in Docker, against an embedded local cloud
+	env -u AWS_ENDPOINT_URL WELCOME_SAM_LOCAL=required $(BIN)/python -m pytest tests/sam_local
+
+docker-up: ## Docker for sam local invoke: docker.io installed if missing, dockerd started without a bridge
+	localcloud/image/docker-up.sh
+
+lambda-image: $(DEV_STAMP) docker-up ## public.ecr.aws/lambda/python:3.13-<arch>, built here from Debian + PyPI (cached)
+	localcloud/image/build.sh
 
 test-e2e: $(DEV_STAMP) ## end-to-end tests only; against $$AWS_ENDPOINT_URL if set (a LocalStack), else their own cloud
 	$(BIN)/python -m pytest tests/e2e

@@ -100,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="AWS_ENDPOINT_URL as the function's container sees it (with --docker-network host, "
                                "the same as here; '' for none, e.g. real AWS)")
     command("stop", commands.cmd_stop, "stop the background emulator")
+    docker_host = command("docker-host", commands.cmd_docker_host,
+                          "a Docker endpoint on which every container uses the host's network, for `sam local "
+                          "invoke` (until Ctrl-C)")
+    docker_host.add_argument("--socket", type=Path, help="its Unix socket (default: .localcloud/docker.sock)")
     return parser
 
 

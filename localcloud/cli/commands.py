@@ -428,3 +428,19 @@ def cmd_stop(cloud: LocalCloud, args: argparse.Namespace) -> int:
     stopped = stop_background_emulator(cloud.settings.state_dir)
     out.print("stopped the background emulator" if stopped else "no background emulator was running")
     return 0
+
+
+def cmd_docker_host(cloud: LocalCloud, args: argparse.Namespace) -> int:
+    from localcloud.image.host_network import HostNetworkDocker
+
+    endpoint = HostNetworkDocker(args.socket or cloud.settings.state_dir / "docker.sock")
+    out.print(f"Docker with host networking for SAM CLI: [b]export DOCKER_HOST={endpoint.docker_host}[/] "
+              "(docs/sam-local.md). Ctrl-C to stop.")
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        endpoint.close()
+    return 0
