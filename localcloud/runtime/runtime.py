@@ -65,6 +65,7 @@ class Invocation:
     max_memory_mb: int
     timed_out: bool = False
     aws_requests: dict[str, int] = field(default_factory=dict)  # service.Operation -> count
+    aws_resources: list[tuple[str, str, str]] = field(default_factory=list)  # (service, Operation, resource) touched
     faults_injected: dict[str, int] = field(default_factory=dict)  # service.Operation -> injected 503s
     ended_at: float = field(default_factory=time.time)  # epoch seconds the runtime had the answer
 
@@ -258,6 +259,7 @@ class FunctionPool:
         self._on_invocation = on_invocation
         self.in_flight = 0
         self.aws_requests: Counter[str] = Counter()
+        self.aws_resources: set[tuple[str, str, str]] = set()
         self.faults_injected: Counter[str] = Counter()
         self.invocations: list[Invocation] = []
 
@@ -276,8 +278,9 @@ class FunctionPool:
             invocation = environment.invoke(event, str(uuid.uuid4()))
             self._logs.write(self.spec, environment.log_stream, invocation, started_ms)
             with self._lock:
-                self.invocations.append(replace(invocation, log=""))
+                self.invocations.append(replace(invocation, log="", aws_resources=[]))
                 self.aws_requests.update(invocation.aws_requests)
+                self.aws_resources.update(invocation.aws_resources)
                 self.faults_injected.update(invocation.faults_injected)
             if environment.alive and not invocation.timed_out:
                 with self._lock:

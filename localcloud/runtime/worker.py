@@ -61,11 +61,38 @@ def _error_payload(error: BaseException) -> dict[str, Any]:
             "stackTrace": traceback.format_tb(error.__traceback__)}
 
 
+def touched(operation: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+    """(operation, resource) pairs a request touches: a table, a queue's name, bucket/key, a secret, an identity.
+    A transaction or a batch touches each of its tables with its own operation."""
+    if operation == "TransactWriteItems":
+        return [(f"{kind}Item", body["TableName"])  # Put -> PutItem, ConditionCheck -> ConditionCheckItem...
+                for item in params.get("TransactItems", []) for kind, body in item.items()]
+    if operation == "BatchWriteItem":
+        return [(operation, table) for table in params.get("RequestItems", {})]
+    if "TableName" in params:
+        return [(operation, params["TableName"])]
+    if "QueueUrl" in params:
+        return [(operation, params["QueueUrl"].rstrip("/").rsplit("/", 1)[-1])]
+    if "Bucket" in params:
+        pairs = [(operation, f"{params['Bucket']}/{params.get('Key', '')}")]
+        source = params.get("CopySource")
+        if isinstance(source, dict):
+            pairs.append(("GetObject", f"{source['Bucket']}/{source['Key']}"))
+        return pairs
+    if "SecretId" in params:
+        return [(operation, params["SecretId"])]
+    if "FromEmailAddress" in params:
+        return [(operation, params["FromEmailAddress"])]
+    return [(operation, "")]
+
+
 class _RequestCounter:
-    """Counts AWS requests by service and operation, through botocore's own events."""
+    """Counts AWS requests by service and operation, through botocore's own events, and remembers which resources
+    they touched (tests check those against the function's role)."""
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
+        self.resources: set[tuple[str, str, str]] = set()  # (service, operation, resource)
         self._lock = threading.Lock()
 
     def install(self, faults: FaultInjector) -> None:
@@ -75,6 +102,7 @@ class _RequestCounter:
             boto3.setup_default_session()
         events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
         events.register("before-call.*.*", self._count)
+        events.register("before-parameter-build.*.*", self._touch)
         # DynamoDB bills by item written: count the items of batched writes too ("...:items").
         events.register("before-parameter-build.dynamodb.TransactWriteItems", self._count_items)
         events.register("before-parameter-build.dynamodb.BatchWriteItem", self._count_items)
@@ -87,6 +115,11 @@ class _RequestCounter:
     def _count(self, model: Any, **_: Any) -> None:
         self._add(f"{model.service_model.service_name}.{model.name}", 1)
 
+    def _touch(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        service = model.service_model.service_name
+        with self._lock:
+            self.resources.update((service, operation, resource) for operation, resource in touched(model.name, params))
+
     def _count_items(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         if model.name == "TransactWriteItems":
             items = len(params.get("TransactItems", []))
@@ -98,6 +131,11 @@ class _RequestCounter:
         with self._lock:
             counts, self.counts = self.counts, {}
         return counts
+
+    def take_resources(self) -> list[tuple[str, str, str]]:
+        with self._lock:
+            resources, self.resources = self.resources, set()
+        return sorted(resources)
 
 
 def serve(connection: Connection, handler: str, code_dir: str, environment: dict[str, str],
@@ -137,6 +175,7 @@ def serve(connection: Connection, handler: str, code_dir: str, environment: dict
                 print(json.dumps({"level": "ERROR", **failed}))
         connection.send({
             "response": response, "error": failed, "log": capture.take(), "aws_requests": requests.take(),
+            "aws_resources": requests.take_resources(),
             "faults_injected": faults.take(), "duration_ms": (time.perf_counter() - started) * 1000,
             "init_ms": init_ms, "max_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024})
         init_ms = 0.0

@@ -15,6 +15,7 @@ from localcloud.config import CloudSettings
 from localcloud.deploy.events import stack_events
 from localcloud.samples import write_sample
 from tests.e2e.conftest import FAST, start_emulator
+from tests.e2e.roles import calls_outside_roles
 
 pytestmark = pytest.mark.e2e
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -55,3 +56,6 @@ def test_a_file_is_emailed_through_ses_and_a_later_hard_bounce_moves_its_contact
     assert (after.status.value, after.sent, after.bounced) == ("SUCCEEDED", job.sent - 1, 1)
     letters = cloud.dead_letters("DeadLetterQueueUrl")
     assert [(letter["reason"], letter["email"]) for letter in letters] == [("bounced", bounced.to)]
+    # and every request the three functions made is an action their roles grant (SES's SendEmail among them)
+    assert calls_outside_roles(cloud) == []
+    assert cloud.runtime.pools["SendEmailFunction"].aws_requests["sesv2.SendEmail"]
