@@ -14,7 +14,7 @@ SCAN_STAMP := $(SCAN_VENV)/.installed
 LOCALCLOUD := $(BIN)/localcloud
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv test test-unit test-e2e lint audit demo up logs events build deploy deploy-localstack env-localstack stop clean bench bench-rate chaos docker-up lambda-image test-sam-local
+.PHONY: help venv test test-unit test-e2e lint audit demo up logs events build deploy deploy-localstack env-localstack stop clean bench bench-rate chaos docker-up lambda-image test-sam-local mutation
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -38,6 +38,16 @@ $(SCAN_STAMP): requirements-scan.txt
 	$(PYTHON313) -m venv $(SCAN_VENV)
 	$(SCAN_VENV)/bin/pip install -q --upgrade pip
 	$(SCAN_VENV)/bin/pip install -q -r requirements-scan.txt
+	@touch $@
+
+MUTATION_VENV := .venv-mutation
+MUTATION_STAMP := $(MUTATION_VENV)/.installed
+
+$(MUTATION_STAMP): requirements-mutation.txt functions/requirements.txt
+	@test -n "$(PYTHON313)" || { echo "Python 3.13 is needed (python3.13 on PATH, or pyenv install 3.13)"; exit 1; }
+	$(PYTHON313) -m venv $(MUTATION_VENV)
+	$(MUTATION_VENV)/bin/pip install -q --upgrade pip
+	$(MUTATION_VENV)/bin/pip install -q -r requirements-mutation.txt
 	@touch $@
 
 venv: $(DEV_STAMP) ## create .venv (Python 3.13) with everything tests and the local cloud need
@@ -120,6 +130,9 @@ clean: ## stop the emulator, remove the venv and build output
 
 bench-rate: $(DEV_STAMP) ## MaxSendRate honoured: peak sends in any second vs the limit; writes bench/rate.md
 	$(BIN)/python -m bench.run --sizes $(or $(SIZE),3000) --max-send-rate $(or $(RATE),100)
+
+mutation: $(MUTATION_STAMP) ## mutmut on the at-most-once core with the fast tests: score per module, every survivor
+	$(MUTATION_VENV)/bin/python tests/mutation/run.py
 
 chaos: $(DEV_STAMP) ## SIGKILL environments, the template process and the runtime during a 6,000-row run; checks nothing lost or sent twice
 	$(BIN)/python -m bench.chaos --rows $(or $(ROWS),6000) --seconds $(or $(SECONDS),30) --seed $(or $(SEED),1)
