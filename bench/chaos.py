@@ -42,7 +42,7 @@ from common.domain.vocabulary import Outcome, State
 from localcloud.cli.commands import emf_totals
 from localcloud.cloud import LocalCloud, Uploaded
 from localcloud.config import CloudSettings, local_environment
-from localcloud.emulator.process import start_emulator
+from localcloud.emulator.process import start_emulator, terminate
 from localcloud.runtime.zygote import TEMPLATE_PROCESS_NAME
 from localcloud.samples import write_sample
 
@@ -152,12 +152,7 @@ class Runtime:
             self.process.wait()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        terminate(self.process, timeout=30)
 
 
 class Chaos:

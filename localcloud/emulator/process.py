@@ -66,18 +66,23 @@ def health(endpoint: str) -> dict:
     return json.loads(_get(endpoint.rstrip("/") + HEALTH_PATH, 2.0)[1] or b"{}")
 
 
+def terminate(process: subprocess.Popen | None, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within `timeout` seconds."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 @dataclass
 class Emulator:
     endpoint: str
     process: subprocess.Popen | None = None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        terminate(self.process, timeout=10)
 
 
 def start_emulator(endpoint: str, log_path: Path, detached: bool) -> Emulator:
