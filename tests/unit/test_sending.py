@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from common.domain.vocabulary import DeadLetterReason, Verdict
@@ -137,6 +139,32 @@ def test_a_crash_between_the_send_and_the_ledger_write_is_reconciled_not_resent(
     assert not report.must_retry
     assert pipeline.job().sent == 2
     assert_accounted(pipeline)
+
+
+def test_a_redelivery_that_loses_the_takeover_race_comes_back_and_sends_nothing(pipeline):
+    # Given ann's sender died right after the provider took her email, and her lease ran out
+    pipeline.upload("incoming/a.csv", rows("ann@example.com"))
+    pipeline.provider.crash_after_send.add("ann@example.com")
+    message = pipeline.inbox.popleft()
+    with pytest.raises(SimulatedCrash):
+        pipeline.deliver(message)
+    pipeline.clock += LEASE_SECONDS + 1
+    # When two redeliveries race and the other one takes her claim over first
+    ledger, claim = pipeline.ledger, pipeline.ledger.claim
+
+    def the_other_delivery_takes_over_first(claims):
+        if any(c.take_over_lease_before is not None for c in claims):
+            ledger.claim = claim
+            claim([replace(c, lease_until=pipeline.clock + LEASE_SECONDS) for c in claims])
+        return claim(claims)
+
+    ledger.claim = the_other_delivery_takes_over_first
+    report = pipeline.deliver(message)
+    # Then this one sends nothing and says the message must come back (acknowledging it would leave ann to a
+    # winner that may die too), with nothing taken over by it
+    assert report.tally == {Verdict.RETRY_LATER: 1} and report.must_retry
+    assert report.taken_over == 0
+    assert pipeline.attempts_per_address() == {"ann@example.com": 1}
 
 
 @pytest.mark.parametrize("step", ["before_claim", "after_claim", "before_settle", "after_settle"])
