@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from common.domain.lines import DEFAULT_MAX_LINE_BYTES
+
 T = TypeVar("T")
 
 
@@ -56,6 +58,7 @@ class ParseSettings:
     jobs_table: str
     continuations_queue_url: str
     processed_objects: str  # move | keep | delete
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ParseSettings:
@@ -64,7 +67,10 @@ class ParseSettings:
                        continuations_queue_url=env.required("PARSE_CONTINUATIONS_QUEUE_URL"),
                        processed_objects=env.parsed("PROCESSED_OBJECTS", str, "move",
                                                     lambda v: v in ("move", "keep", "delete"),
-                                                    "'move', 'keep' or 'delete'"))
+                                                    "'move', 'keep' or 'delete'"),
+                       max_line_bytes=env.parsed("MAX_LINE_BYTES", int, DEFAULT_MAX_LINE_BYTES,
+                                                 lambda v: 1024 <= v <= 10 * 1024 * 1024,
+                                                 "a number of bytes from 1024 to 10485760"))
         env.done("parse_csv configuration")
         return settings
 

@@ -55,7 +55,8 @@ def retry_policy(settings: SendSettings) -> RetryPolicy:
 def importer(settings: ParseSettings, on_invalid: Callable[[InvalidRow], None]) -> Importer:
     return Importer(jobs=DynamoJobs(settings.jobs_table), queue=ContactsQueue(settings.contacts_queue_url),
                     uploads=S3Uploads(settings.processed_objects),
-                    continuations=ParseContinuations(settings.continuations_queue_url), on_invalid=on_invalid)
+                    continuations=ParseContinuations(settings.continuations_queue_url), on_invalid=on_invalid,
+                    max_line_bytes=settings.max_line_bytes)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from common.domain.lines import PositionedLines
+from common.domain.lines import OVERLONG_LINE, PositionedLines
 
 
 def read_from(data: bytes, start: int) -> list[str]:
@@ -41,3 +41,32 @@ def test_a_line_that_is_not_utf8_raises_after_the_lines_before_it():
     with pytest.raises(UnicodeDecodeError):
         next(iterator)
     assert lines.position == 3
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16-le"])
+@pytest.mark.parametrize("ending", ["\n", ""])
+def test_a_line_over_the_limit_is_skipped_whole_and_the_next_lines_keep_their_bytes(encoding, ending):
+    # Given a line of 5,000 characters between two short ones, and a limit of 1,024 bytes
+    text = "a,1\n" + "x" * 5_000 + "\nb,2" + ending
+    data = text.encode(encoding)
+    start = 2 if encoding == "utf-16-le" else 0
+    if start:
+        data = b"\xff\xfe" + data
+    lines = PositionedLines(io.BytesIO(data), encoding=encoding, max_line_bytes=1_024)
+    seen, positions = [], []
+    for line in lines:
+        seen.append(line)
+        positions.append(lines.position)
+    # Then it stands as one line of its own, and every byte is accounted for
+    assert seen == ["a,1\n", OVERLONG_LINE + "\n", "b,2" + ending]
+    assert positions[-1] == len(data) and lines.count == 3
+    # and reading again after it starts exactly at the next line
+    after = PositionedLines(io.BytesIO(data[positions[1]:]), positions[1], encoding, max_line_bytes=1_024)
+    assert list(after) == ["b,2" + ending]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16-le"])
+def test_a_file_that_never_ends_its_line_is_one_skipped_line(encoding):
+    data = ("y" * 300_000).encode(encoding)
+    lines = PositionedLines(io.BytesIO(data), encoding=encoding, max_line_bytes=1_024)
+    assert list(lines) == [OVERLONG_LINE + "\n"] and lines.position == len(data)

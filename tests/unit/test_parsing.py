@@ -1,8 +1,13 @@
 """Importing a file: every row counted once, contacts enqueued in batches, bad files failed clearly,
 and a file too big for one invocation read in segments that neither skip nor repeat a row."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
+from common.domain.contacts import OVERLONG_REASON
 from common.domain.jobs import JobStatus, Upload
 from common.domain.messages import MAX_CONTACTS_PER_MESSAGE, claim_token
 from common.domain.parsing import ROWS_BETWEEN_DEADLINE_CHECKS, Importer
@@ -119,6 +124,60 @@ def test_a_file_that_stops_being_utf8_past_its_first_bytes_fails_keeping_the_row
     job = world.jobs.get(result.job_id)
     assert (job.status, job.rows, job.enqueued) == (JobStatus.FAILED, 4_000, 4_000)  # the rows before it count
     assert "stops being UTF-8 text" in job.failure_reason
+
+
+def test_a_line_over_the_limit_is_an_invalid_row_and_the_rows_after_it_keep_their_numbers(world):
+    # Given a limit of 1,024 bytes and a 100,000-byte line as the second of three rows
+    world.importer.max_line_bytes = 1_024
+    text = "Ann, ann@example.com\n" + "Bob, " + "b" * 100_000 + "@example.com\n" + "Cy, cy@example.com\n"
+    result = world.importer.import_upload(world.upload("incoming/long.csv", text))
+    # Then it is counted, invalid with the reason, and the third row is still row 3
+    job = world.jobs.get(result.job_id)
+    assert (job.rows, job.invalid, job.enqueued, job.status) == (3, 1, 2, JobStatus.SENDING)
+    assert job.invalid_reasons == {OVERLONG_REASON: 1}
+    assert [r.row for r in world.uploads.rejects["rejects/long.csv"]] == [2]
+    assert world.queue.rows() == [1, 3]
+
+
+def test_a_200_megabyte_file_without_a_newline_is_one_invalid_row_in_flat_memory():
+    # Given an upload of 200 MB of one line, streamed (never held), imported in a process of its own
+    script = """
+import io
+from common.domain.jobs import Upload
+from common.domain.parsing import Importer, OpenedObject
+from tests.fakes import MemoryJobs
+from tests.unit.conftest import MemoryContinuations, MemoryUploads
+from tests.unit.test_parsing import CollectingQueue
+
+class Endless(io.RawIOBase):
+    left = 200 * 1024 * 1024
+    def readable(self):
+        return True
+    def readinto(self, buffer):
+        size = min(len(buffer), self.left)
+        buffer[:size] = b"a" * size
+        self.left -= size
+        return size
+
+class OneBigUpload(MemoryUploads):
+    def open(self, upload, offset=0, if_match=""):
+        return OpenedObject(stream=io.BufferedReader(Endless(), 1024 * 1024), etag="e")
+
+jobs = MemoryJobs()
+result = Importer(jobs, CollectingQueue(), OneBigUpload(), MemoryContinuations()).import_upload(
+    Upload(bucket="b", key="incoming/endless.csv", etag="e"))
+job = jobs.get(result.job_id)
+# VmHWM: this process's peak resident memory (getrusage's maxrss would include the forking parent's)
+peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(job.rows, job.invalid, job.status.value, peak_kb // 1024)
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows, invalid, status, peak_mb = run.stdout.split()
+    # Then the job has its one row, invalid, and the process never came near the file's size
+    assert (rows, invalid, status) == ("1", "1", "SUCCEEDED")  # nothing to send
+    assert int(peak_mb) < 200
 
 
 def big_file(rows: int) -> str:

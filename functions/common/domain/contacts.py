@@ -18,6 +18,8 @@ from typing import Any
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
+from common.domain.lines import OVERLONG_LINE
+
 # Nearly every address is plain: dot-separated atoms of letters (of any script, in NFC), digits,
 # `_ + -` before the @; ASCII letter-digit-hyphen labels and a letters-only top-level label after
 # it. email-validator accepts every such address (unless its domain is a special-use name, checked
@@ -47,6 +49,9 @@ MAX_NAME_LENGTH = 200
 
 
 MAX_FIELD_LENGTH = 1_000
+
+
+OVERLONG_REASON = "line longer than the longest allowed (MaxLineBytes): skipped to the next line"
 
 
 # About 100 bytes each: the in-file duplicate check stays under ~20 MB however long the file is.
@@ -289,19 +294,21 @@ class ContactReader:
         self._first_line = first_line
         self._remember = remember
 
-    def __iter__(self) -> Iterator[RowVerdict]:
-        lines: Iterable[str] = self._lines
-        first_line = self._first_line
+    def _delimited(self) -> tuple[Iterable[str], str, int]:
+        """The lines to read, their delimiter, and how many lines came before them."""
         if self.layout is not None:
-            delimiter = self.layout.delimiter
-        else:  # the file's first segment: tell its delimiter from its first lines
-            rest = iter(lines)
-            sample = list(itertools.islice(rest, SNIFF_LINES))
-            said = _excel_separator(sample[0]) if sample else None
-            if said is not None:
-                sample, first_line = sample[1:], first_line + 1  # not a record
-            delimiter = said or sniff_delimiter(sample)
-            lines = itertools.chain(sample, rest)
+            return self._lines, self.layout.delimiter, self._first_line
+        # The file's first segment: tell its delimiter from its first lines.
+        rest = iter(self._lines)
+        sample = list(itertools.islice(rest, SNIFF_LINES))
+        said = _excel_separator(sample[0]) if sample else None
+        first_line = self._first_line
+        if said is not None:
+            sample, first_line = sample[1:], first_line + 1  # not a record
+        return itertools.chain(sample, rest), said or sniff_delimiter(sample), first_line
+
+    def __iter__(self) -> Iterator[RowVerdict]:
+        lines, delimiter, first_line = self._delimited()
         reader = csv.reader(lines, delimiter=delimiter, skipinitialspace=True, strict=False)
         seen: set[str] = set()
         while True:
@@ -315,6 +322,9 @@ class ContactReader:
             if not fields or (len(fields) == 1 and not fields[0].strip()):
                 continue  # a blank line is not a record
             row = first_line + reader.line_num
+            if fields == [OVERLONG_LINE]:
+                yield InvalidRow(row, OVERLONG_REASON, ())
+                continue
             if self.layout is None:
                 self.layout = _header_layout(fields, delimiter)
                 if self.layout is not None:

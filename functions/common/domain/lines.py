@@ -15,6 +15,11 @@ UTF8 = "utf-8"
 WINDOWS_1252 = "windows-1252"
 ENCODING_NAMES = {UTF8: "UTF-8", WINDOWS_1252: "Windows-1252", "utf-16-le": "UTF-16 LE", "utf-16-be": "UTF-16 BE"}
 HEAD_BYTES = 64 * 1024  # what the encoding is told from: the file is never read whole to guess
+DEFAULT_MAX_LINE_BYTES = 64 * 1024  # a contact's row is a few hundred bytes; MaxLineBytes in the template
+# What stands in for a line longer than the limit (its bytes are skipped, never held): one record that the
+# reader judges invalid, so that the row is counted and the rows after it keep their numbers.
+OVERLONG_LINE = "\x00\x1fline-too-long\x1f\x00"
+_SKIP_CHUNK = 256 * 1024
 
 
 class NotText(ValueError):
@@ -84,13 +89,18 @@ class PositionedLines:
 
     Lines end at LF (and so at CRLF); a line with bare CRs inside (classic Mac files) is split
     at them too. A UnicodeDecodeError propagates from the line that cannot be decoded.
+
+    A line longer than `max_line_bytes` is never held in memory: its bytes are skipped up to the next
+    line, and OVERLONG_LINE stands in for it.
     """
 
-    def __init__(self, stream: BinaryIO, start: int = 0, encoding: str = UTF8):
+    def __init__(self, stream: BinaryIO, start: int = 0, encoding: str = UTF8,
+                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES):
         self._stream = stream
         self.position = start
         self.count = 0
         self.encoding = encoding
+        self.max_line_bytes = max_line_bytes
 
     def __iter__(self) -> Iterator[str]:
         if self.encoding in _UTF16_BOMS.values():
@@ -98,7 +108,12 @@ class PositionedLines:
             return
         first = self.position == 0
         encoding = self.encoding
-        for raw in self._stream:
+        limit = self.max_line_bytes
+        while raw := self._stream.readline(limit + 1):
+            if len(raw) > limit and not raw.endswith(b"\n"):
+                yield self._skipped(len(raw) + self._skip_to_next_line())
+                first = False
+                continue
             if first:
                 first = False
                 if raw.startswith(_BOM):
@@ -111,6 +126,20 @@ class PositionedLines:
             self.position += len(raw)
             self.count += 1
             yield text
+
+    def _skip_to_next_line(self) -> int:
+        """Reads past the rest of an over-long line, a chunk at a time; how many bytes that was."""
+        skipped = 0
+        while chunk := self._stream.readline(_SKIP_CHUNK):
+            skipped += len(chunk)
+            if chunk.endswith(b"\n"):
+                break
+        return skipped
+
+    def _skipped(self, size: int) -> str:
+        self.position += size
+        self.count += 1
+        return OVERLONG_LINE + "\n"
 
     def _split_at_bare_cr(self, raw: bytes) -> Iterator[str]:
         start = 0
@@ -134,13 +163,24 @@ class PositionedLines:
             bom = self._stream.read(2)
             self.position += len(bom)
         pending = ""
-        while chunk := self._stream.read(256 * 1024):
+        skipping = 0  # bytes of an over-long line skipped so far
+        limit = self.max_line_bytes // 2  # code units
+        while chunk := self._stream.read(_SKIP_CHUNK):
             pending += decoder.decode(chunk)
             *lines, pending = pending.split("\n")
+            if skipping and lines:  # the over-long line ends in this chunk
+                yield self._skipped(skipping + len((lines.pop(0) + "\n").encode(self.encoding)))
+                skipping = 0
             for line in lines:
-                yield self._counted(line + "\n")
+                yield self._counted(line + "\n") if len(line) < limit else self._skipped(
+                    len((line + "\n").encode(self.encoding)))
+            if len(pending) > limit:  # no end in sight: skip it, keep nothing
+                skipping += len(pending.encode(self.encoding))
+                pending = ""
         pending += decoder.decode(b"", final=True)
-        if pending:
+        if skipping:
+            yield self._skipped(skipping + len(pending.encode(self.encoding)))
+        elif pending:
             yield self._counted(pending)
 
     def _counted(self, line: str) -> str:

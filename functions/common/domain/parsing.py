@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from common.domain.contacts import Contact, ContactReader, DuplicateRow, InvalidRow, Layout
 from common.domain.jobs import Checkpoint, ImportState, ParseTally, Stage, Upload
-from common.domain.lines import ENCODING_NAMES, UTF8, NotText, PositionedLines, peek_encoding
+from common.domain.lines import DEFAULT_MAX_LINE_BYTES, ENCODING_NAMES, UTF8, NotText, PositionedLines, peek_encoding
 from common.domain.messages import Delivery, pack_batches
 from common.ports import BatchSink, Continuations, JobStore, RejectsSink, Uploads
 
@@ -80,6 +80,7 @@ class Importer:
     uploads: Uploads
     continuations: Continuations
     on_invalid: Callable[[InvalidRow], None] = lambda row: None
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES  # a longer line is an invalid row; its bytes are never held
 
     def import_upload(self, upload: Upload, should_stop: Callable[[], bool] = never) -> ImportResult:
         """An S3 event: segment 0 of a new job. Every row ends up counted once in the job;
@@ -138,7 +139,7 @@ class Importer:
             except NotText as error:
                 stream.close()
                 return self._finish(state, tally, rejects, f"{error}; only CSV text files are imported")
-        lines = PositionedLines(stream, checkpoint.offset, encoding)
+        lines = PositionedLines(stream, checkpoint.offset, encoding, max_line_bytes=self.max_line_bytes)
         text = _UntilUndecodable(lines, encoding)
         reader = ContactReader(text, layout=checkpoint.layout, first_line=checkpoint.line)
         stopped = False
