@@ -59,6 +59,8 @@ class ParseSettings:
     continuations_queue_url: str
     processed_objects: str  # move | keep | delete
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    max_file_bytes: int = 0  # 0: no limit
+    max_rows_per_file: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ParseSettings:
@@ -70,7 +72,9 @@ class ParseSettings:
                                                     "'move', 'keep' or 'delete'"),
                        max_line_bytes=env.parsed("MAX_LINE_BYTES", int, DEFAULT_MAX_LINE_BYTES,
                                                  lambda v: 1024 <= v <= 10 * 1024 * 1024,
-                                                 "a number of bytes from 1024 to 10485760"))
+                                                 "a number of bytes from 1024 to 10485760"),
+                       max_file_bytes=env.parsed("MAX_FILE_BYTES", int, 0, lambda v: v >= 0, "0 or more"),
+                       max_rows_per_file=env.parsed("MAX_ROWS_PER_FILE", int, 0, lambda v: v >= 0, "0 or more"))
         env.done("parse_csv configuration")
         return settings
 

@@ -56,7 +56,8 @@ def importer(settings: ParseSettings, on_invalid: Callable[[InvalidRow], None]) 
     return Importer(jobs=DynamoJobs(settings.jobs_table), queue=ContactsQueue(settings.contacts_queue_url),
                     uploads=S3Uploads(settings.processed_objects),
                     continuations=ParseContinuations(settings.continuations_queue_url), on_invalid=on_invalid,
-                    max_line_bytes=settings.max_line_bytes)
+                    max_line_bytes=settings.max_line_bytes, max_file_bytes=settings.max_file_bytes,
+                    max_rows=settings.max_rows_per_file)
 
 
 @dataclass(frozen=True)

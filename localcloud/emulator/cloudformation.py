@@ -92,10 +92,11 @@ class BucketPolicy(_Model, CloudFormationModel):
     def create(cls, name: str, properties: dict[str, Any], account_id: str, region: str) -> _Model:
         from moto.s3.models import s3_backends
 
-        # The emulator speaks plain HTTP, where a TLS-only statement would deny every request.
+        # The emulator speaks plain HTTP, where a TLS-only statement would deny every request. (moto leaves a
+        # statement that an Fn::If turned into AWS::NoValue in the list, as None: CloudFormation drops it.)
         document = properties["PolicyDocument"]
-        document = {**document, "Statement": [statement for statement in document["Statement"]
-                                              if TLS_ONLY_CONDITION not in json.dumps(statement.get("Condition"))]}
+        document = {**document, "Statement": [statement for statement in document["Statement"] if statement
+                                              and TLS_ONLY_CONDITION not in json.dumps(statement.get("Condition"))]}
         if document["Statement"]:
             s3_backends[account_id]["aws"].put_bucket_policy(properties["Bucket"], json.dumps(document).encode())
         return cls(name)

@@ -55,6 +55,8 @@ class RecordingDaemon:
             length = int(next((line.split(b":")[1] for line in head.split(b"\r\n")
                                if line.lower().startswith(b"content-length")), b"0"))
             if b"chunked" in head.lower():
+                while b"0\r\n\r\n" not in buffer:  # the body may come in later packets than the head
+                    buffer += connection.recv(65536)
                 end = buffer.index(b"0\r\n\r\n") + 5
                 body, buffer = buffer[:end], buffer[end:]
             else:

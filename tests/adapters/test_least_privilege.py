@@ -98,3 +98,14 @@ def test_only_send_email_may_send_email_from_the_sender_address_and_only_with_se
     (conditional,) = [s for s in resources["SendEmailRole"]["Properties"]["Policies"][0]["PolicyDocument"]
                       ["Statement"] if "Fn::If" in s]
     assert conditional["Fn::If"][0] == "UseSes" and conditional["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+
+
+def test_only_the_named_uploaders_may_put_files_where_they_are_imported(resources):
+    # Uploading is emailing: with UploaderPrincipalArns set, everyone else is denied PutObject on incoming/
+    statements_ = resources["UploadsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (conditional,) = [s for s in statements_ if "Fn::If" in s]
+    condition, deny, otherwise = conditional["Fn::If"]
+    assert condition == "HasUploaderPrincipals" and otherwise == {"Ref": "AWS::NoValue"}
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "s3:PutObject")
+    assert deny["Resource"] == {"Fn::Sub": "${UploadsBucket.Arn}/incoming/*"}
+    assert deny["Condition"] == {"ArnNotLike": {"aws:PrincipalArn": {"Ref": "UploaderPrincipalArns"}}}

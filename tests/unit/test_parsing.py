@@ -139,6 +139,35 @@ def test_a_line_over_the_limit_is_an_invalid_row_and_the_rows_after_it_keep_thei
     assert world.queue.rows() == [1, 3]
 
 
+def test_a_file_over_the_size_limit_fails_before_anything_is_read_or_sent(world):
+    # Given a limit of 1,000 bytes and an upload of 2,100
+    world.importer.max_file_bytes = 1_000
+    text = "".join(f"N{i}, c{i}@example.com\n" for i in range(100))
+    world.uploads.put("incoming/big.csv", text)
+    upload = Upload(bucket="b", key="incoming/big.csv", etag="e", size=len(text))
+    result = world.importer.import_upload(upload)
+    # Then its job FAILS, naming the limit and the parameter, with nothing read or enqueued
+    job = world.jobs.get(result.job_id)
+    assert (job.status, job.rows, world.queue.batches) == (JobStatus.FAILED, 0, [])
+    assert "more than the 1,000 allowed (MaxFileBytes)" in job.failure_reason
+    assert world.uploads.archived == [("incoming/big.csv", True)]
+
+
+def test_a_file_over_the_row_limit_imports_its_first_rows_and_fails_saying_so(world):
+    # Given a limit of 700 rows and a file of 1,200, read in segments of 500 rows
+    world.importer.max_rows = 700
+    text = "".join(f"N{i}, c{i}@example.com\n" for i in range(1_200))
+    first = world.importer.import_upload(world.upload("incoming/long.csv", text), should_stop=lambda: True)
+    results = [first, *world.run_continuations(should_stop=lambda: True)]
+    # Then the second segment stops at the limit: exactly the first 700 rows are counted and enqueued, and the
+    # job FAILS saying what was imported
+    assert [r.continued for r in results] == [True, False]
+    job = world.jobs.get(first.job_id)
+    assert (job.status, job.rows, job.enqueued) == (JobStatus.FAILED, 700, 700)
+    assert world.queue.rows() == list(range(1, 701))
+    assert "more than 700 rows (MaxRowsPerFile): its first 700 rows were imported" in job.failure_reason
+
+
 def test_a_200_megabyte_file_without_a_newline_is_one_invalid_row_in_flat_memory():
     # Given an upload of 200 MB of one line, streamed (never held), imported in a process of its own
     script = """

@@ -73,6 +73,9 @@ _LABEL_SEPARATORS = re.compile(r"[\s_-]+")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
 
 
+_LINK = re.compile(r"(?i)\b(?:[a-z][a-z0-9+.-]*://|www\.)\S*")
+
+
 _SPACES = re.compile(r"\s+")
 
 
@@ -145,10 +148,13 @@ def _plain_email(value: str) -> str | None:
 
 
 def clean_name(raw: str) -> str:
-    """One line of printable text: control characters (CR, LF, NUL...) become spaces."""
-    if raw.isprintable() and "  " not in raw:
-        return raw.strip()  # nothing to replace or collapse (the usual case)
-    return _SPACES.sub(" ", _CONTROL_CHARS.sub(" ", raw)).strip()
+    """One line of text fit for a greeting: control characters (CR, LF, NUL...) become spaces; format
+    characters (bidi overrides, zero-width) and links (`scheme://...`, `www....`) are removed, so an upload
+    cannot put a link or reversed text in front of a recipient."""
+    if raw.isprintable() and "  " not in raw and not _LINK.search(raw):
+        return raw.strip()  # nothing to remove, replace or collapse (the usual case)
+    visible = "".join(character for character in raw if unicodedata.category(character) != "Cf")
+    return _SPACES.sub(" ", _LINK.sub(" ", _CONTROL_CHARS.sub(" ", visible))).strip()
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,8 @@ class Importer:
     continuations: Continuations
     on_invalid: Callable[[InvalidRow], None] = lambda row: None
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES  # a longer line is an invalid row; its bytes are never held
+    max_file_bytes: int = 0  # a larger upload FAILS before anything is read (0: no limit)
+    max_rows: int = 0  # rows read at the most; the job then FAILS, keeping them (0: no limit)
 
     def import_upload(self, upload: Upload, should_stop: Callable[[], bool] = never) -> ImportResult:
         """An S3 event: segment 0 of a new job. Every row ends up counted once in the job;
@@ -96,6 +98,11 @@ class Importer:
         if state.checkpoint.segment > 0:  # a retried event: later segments own the rest
             stream.close()
             return self._skip_segment(state, 0)
+        if self.max_file_bytes and upload.size > self.max_file_bytes:
+            stream.close()
+            return self._finish(state, ParseTally(), self.uploads.rejects_for(upload, 0),
+                                f"the file has {upload.size:,} bytes, more than the {self.max_file_bytes:,} allowed "
+                                "(MaxFileBytes): nothing was read or sent; split it, or raise MaxFileBytes")
         return self._read_segment(state, stream, should_stop)
 
     def continue_import(self, job_id: str, segment: int, should_stop: Callable[[], bool] = never) -> ImportResult:
@@ -143,10 +150,15 @@ class Importer:
         text = _UntilUndecodable(lines, encoding)
         reader = ContactReader(text, layout=checkpoint.layout, first_line=checkpoint.line)
         stopped = False
+        too_many = ""
 
         def deliveries() -> Iterator[Delivery]:
-            nonlocal stopped
+            nonlocal stopped, too_many
             for judged, verdict in enumerate(reader, start=1):
+                if self.max_rows and tally.rows >= self.max_rows:
+                    too_many = (f"the file has more than {self.max_rows:,} rows (MaxRowsPerFile): its first "
+                                f"{self.max_rows:,} rows were imported, the rest were not read")
+                    return
                 tally.rows += 1
                 if isinstance(verdict, Contact):
                     tally.enqueued += 1
@@ -165,7 +177,7 @@ class Importer:
             self.queue.send(pack_batches(deliveries(), job_id=upload.job_id, source_key=upload.key))
         finally:
             stream.close()
-        if stopped and not text.failure:
+        if stopped and not text.failure and not too_many:
             part = rejects.close_part()
             following = Checkpoint(segment=checkpoint.segment + 1, offset=lines.position,
                                    line=checkpoint.line + lines.count, layout=reader.layout, tally=tally,
@@ -174,7 +186,7 @@ class Importer:
             if self.jobs.save_checkpoint(upload.job_id, following):
                 self._request_continuation(upload.job_id, following.segment)
             return ImportResult(job_id=upload.job_id, tally=tally, segment=checkpoint.segment, continued=True)
-        return self._finish(state, tally, rejects, text.failure, reader.layout, encoding)
+        return self._finish(state, tally, rejects, text.failure or too_many, reader.layout, encoding)
 
     def _finish(self, state: ImportState, tally: ParseTally, rejects: RejectsSink, failure_reason: str,
                 layout: Layout | None = None, encoding: str = "") -> ImportResult:
