@@ -14,7 +14,7 @@ SCAN_STAMP := $(SCAN_VENV)/.installed
 LOCALCLOUD := $(BIN)/localcloud
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv test test-unit test-e2e lint audit demo up logs events build deploy deploy-localstack env-localstack stop clean bench bench-rate chaos docker-up lambda-image test-sam-local mutation
+.PHONY: help venv test test-unit test-e2e lint audit demo up logs events build deploy deploy-localstack env-localstack stop clean bench bench-rate chaos docker-up lambda-image test-sam-local mutation lock
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -25,7 +25,9 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(DEV_STAMP): requirements-dev.txt functions/requirements.txt pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q --require-hashes --no-deps -r functions/requirements.txt
+	grep -oE '^[A-Za-z0-9_.-]+==[^ ]+' functions/requirements.txt > $(VENV)/function-pins.txt
+	$(BIN)/pip install -q -r requirements-dev.txt -c $(VENV)/function-pins.txt
 	$(BIN)/pip install -q --no-deps -e .
 	@touch $@
 
@@ -47,7 +49,9 @@ $(MUTATION_STAMP): requirements-mutation.txt functions/requirements.txt
 	@test -n "$(PYTHON313)" || { echo "Python 3.13 is needed (python3.13 on PATH, or pyenv install 3.13)"; exit 1; }
 	$(PYTHON313) -m venv $(MUTATION_VENV)
 	$(MUTATION_VENV)/bin/pip install -q --upgrade pip
-	$(MUTATION_VENV)/bin/pip install -q -r requirements-mutation.txt
+	$(MUTATION_VENV)/bin/pip install -q --require-hashes --no-deps -r functions/requirements.txt
+	grep -oE '^[A-Za-z0-9_.-]+==[^ ]+' functions/requirements.txt > $(MUTATION_VENV)/function-pins.txt
+	$(MUTATION_VENV)/bin/pip install -q -r requirements-mutation.txt -c $(MUTATION_VENV)/function-pins.txt
 	@touch $@
 
 venv: $(DEV_STAMP) ## create .venv (Python 3.13) with everything tests and the local cloud need
@@ -107,6 +111,12 @@ logs: $(DEV_STAMP) ## send_email's logs (FUNCTION=ParseCsvFunction for the other
 
 events: $(DEV_STAMP) ## events/*.json for the deployed stack (sam local invoke -e, localcloud invoke -e)
 	$(LOCALCLOUD) events
+
+lock: ## functions/requirements.txt from functions/requirements.in: every package pinned, with its hashes (pip-compile)
+	@test -n "$(PYTHON313)" || { echo "Python 3.13 is needed"; exit 1; }
+	rm -rf .venv-lock && $(PYTHON313) -m venv .venv-lock && .venv-lock/bin/pip install -q pip-tools==7.6.2
+	cd functions && ../.venv-lock/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+		--no-emit-index-url --no-emit-find-links --output-file requirements.txt requirements.in
 
 build: $(LINT_STAMP) ## sam build (python3.13 on PATH)
 	PATH="$(dir $(PYTHON313)):$$PATH" $(BIN)/sam build

@@ -17,8 +17,8 @@ python="${PYTHON:-$root/.venv/bin/python}"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 suite=trixie
 ric=awslambdaric==4.2.2
-# The boto3 and botocore of requirements-dev.txt: the ones the tests run.
-sdk=$(grep -E '^(boto3|botocore)==' "$root/requirements-dev.txt" | tr '\n' ' ')
+# The boto3 and botocore of the functions' lock: the ones the tests run and sam build packages.
+sdk=$(grep -oE '^(boto3|botocore)==[^ ]+' "$root/functions/requirements.txt" | tr '\n' ' ')
 
 case "$(uname -m)" in x86_64) host=x86_64 ;; aarch64|arm64) host=arm64 ;; *) host="$(uname -m)" ;; esac
 arch="${1:-$host}"
