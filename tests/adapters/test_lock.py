@@ -12,7 +12,9 @@ PIN = re.compile(r"^([A-Za-z0-9_.\[\]-]+)==(\S+)")
 
 
 def pins(path: Path) -> dict[str, str]:
-    return {re.sub(r"\[.*\]", "", m[1]).lower(): m[2] for line in path.read_text().splitlines() if (m := PIN.match(line))}
+    """name (extras dropped, lower case) -> pinned version"""
+    matches = (PIN.match(line) for line in path.read_text().splitlines())
+    return {re.sub(r"\[.*\]", "", m[1]).lower(): m[2] for m in matches if m}
 
 
 def test_every_locked_package_has_hashes():
