@@ -109,3 +109,14 @@ def test_only_the_named_uploaders_may_put_files_where_they_are_imported(resource
     assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "s3:PutObject")
     assert deny["Resource"] == {"Fn::Sub": "${UploadsBucket.Arn}/incoming/*"}
     assert deny["Condition"] == {"ArnNotLike": {"aws:PrincipalArn": {"Ref": "UploaderPrincipalArns"}}}
+
+
+def test_files_rejects_and_the_outbox_expire(resources):
+    # Addresses and names at rest: imported files and rejects after ArchiveRetentionDays, the simulated
+    # provider's outbox a month after each attempt (TTL); the ledger and jobs never (they are the record)
+    rules = resources["UploadsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    expiring = {rule["Prefix"]: rule["ExpirationInDays"] for rule in rules if "Prefix" in rule}
+    assert expiring == {prefix: {"Ref": "ArchiveRetentionDays"} for prefix in ("processed/", "failed/", "rejects/")}
+    ttl = resources["OutboxTable"]["Properties"]["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": "expires_at", "Enabled": True}
+    assert "TimeToLiveSpecification" not in resources["ContactsTable"]["Properties"]

@@ -87,3 +87,11 @@ def test_a_complaint_keeps_the_contact_counted_as_sent_and_counts_the_complaint(
                              pipeline.queue)
     assert late.move is FeedbackMove.NOT_SENT
     assert_accounted(pipeline)
+
+
+def test_a_bounce_s_diagnostic_code_keeps_its_meaning_but_not_the_address_it_quotes():
+    bounce_fields = {"bouncedRecipients": [{"emailAddress": "ann.lee@example.com", "status": "5.1.1",
+                                            "diagnosticCode": "smtp; 550 5.1.1 <ann.lee@example.com>: unknown"}]}
+    (bounce,) = read_ses_event(ses_event("ses_bounce.json", kind_changes=bounce_fields))
+    assert bounce.detail == "Permanent/General: smtp; 550 5.1.1 <<address>>: unknown"
+    assert bounce.email == "ann.lee@example.com"  # the ledger still finds her

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from common.domain.pseudonyms import Pseudonyms, WeakPseudonymKey
+from common.domain.pseudonyms import Pseudonyms, WeakPseudonymKey, redact_addresses
 
 KEY = b"k" * 64
 
@@ -28,3 +28,14 @@ def test_without_the_key_hashing_a_list_of_addresses_does_not_find_the_contact()
 def test_a_short_key_is_refused():
     with pytest.raises(WeakPseudonymKey, match="at least 32"):
         Pseudonyms(b"short")
+
+
+@pytest.mark.parametrize(("text", "redacted"), [
+    ("MessageRejected: Email address is not verified: ann@example.com", "MessageRejected: Email address is not "
+                                                                          "verified: <address>"),
+    ("550 5.1.1 <Bob.Smith+x@mail.example.co.uk>: user unknown (bob@b.example)", "550 5.1.1 <<address>>: user "
+                                                                                   "unknown (<address>)"),
+    ("421 4.7.0 temporarily blocked, try again later", "421 4.7.0 temporarily blocked, try again later"),
+])
+def test_provider_texts_lose_the_addresses_they_quote(text, redacted):
+    assert redact_addresses(text) == redacted

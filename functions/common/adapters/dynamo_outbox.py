@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
@@ -75,10 +76,14 @@ class DynamoOutbox:
                 yield _outbox_entry(item)
 
 
+OUTBOX_RETENTION_SECONDS = 30 * 24 * 3600  # the table's TTL deletes an attempt's record a month after it
+
+
 def _outbox_item(entry: OutboxEntry) -> dict[str, Any]:
     return {"idempotency_key": {"S": entry.idempotency_key}, "provider_message_id": {"S": entry.provider_message_id},
             "to": {"S": entry.to}, "attempt": {"N": str(entry.attempt)}, "outcome": {"S": entry.outcome.value},
-            "subject": {"S": entry.subject}, "body": {"S": entry.body}, "received_at": {"S": entry.received_at}}
+            "subject": {"S": entry.subject}, "body": {"S": entry.body}, "received_at": {"S": entry.received_at},
+            "expires_at": {"N": str(int(time.time()) + OUTBOX_RETENTION_SECONDS)}}
 
 
 def _outbox_entry(item: dict[str, Any]) -> OutboxEntry:

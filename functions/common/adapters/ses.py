@@ -29,6 +29,7 @@ from botocore.exceptions import (
 )
 
 from common.domain.provider import EmailRequest, ProviderConfigurationError, SendResult, TransientProviderError
+from common.domain.pseudonyms import redact_addresses
 from common.domain.vocabulary import Outcome
 from common.domain.welcome import render_welcome
 
@@ -92,7 +93,7 @@ def _classify(error: ClientError) -> SendResult:
     code = error.response.get("Error", {}).get("Code", "")
     message = error.response.get("Error", {}).get("Message", "")
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    detail = f"{code}: {message}"
+    detail = redact_addresses(f"{code}: {message}")
     if code in NOT_TAKEN:
         raise TransientProviderError(detail) from None
     if code == "MessageRejected":

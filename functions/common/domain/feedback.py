@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from common.domain.contacts import InvalidEmail, normalise_email
 from common.domain.messages import DeadLetter
+from common.domain.pseudonyms import redact_addresses
 from common.domain.vocabulary import (
     DEAD_LETTER_FOR_STATE,
     FEEDBACK_STATE,
@@ -59,8 +60,8 @@ def read_ses_event(body: str) -> list[Feedback]:
             bounce = data["bounce"]
             permanent = bounce.get("bounceType") == "Permanent"
             reason = f"{bounce.get('bounceType')}/{bounce.get('bounceSubType')}"
-            return [_feedback(FeedbackKind.BOUNCE, r["emailAddress"], message_id, permanent,
-                              f"{reason}: {r.get('diagnosticCode') or r.get('status') or ''}".strip(": "))
+            return [_feedback(FeedbackKind.BOUNCE, r["emailAddress"], message_id, permanent, redact_addresses(
+                              f"{reason}: {r.get('diagnosticCode') or r.get('status') or ''}".strip(": ")))
                     for r in bounce["bouncedRecipients"]]
         if kind == FeedbackKind.COMPLAINT:
             complaint = data["complaint"]

@@ -9,10 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 
 PSEUDONYM_LENGTH = 16  # hex digits: 64 bits, no collisions to expect below billions of addresses
 MIN_KEY_BYTES = 32
+
+
+# Something@something.tld inside a provider's text ("550 5.1.1 <ann@example.com>: user unknown").
+_ADDRESS = re.compile(r"[^\s<>\"'(),;:\[\]]+@[^\s<>\"'(),;:\[\]]+\.[^\s<>\"'(),;:\[\]]+")
+REDACTED = "<address>"
+
+
+def redact_addresses(text: str) -> str:
+    """A provider's text (an SES error, a bounce's diagnostic code) without the addresses it quotes: such texts
+    end up in logs, the ledger and dead letters, where contacts are named by pseudonym only."""
+    return _ADDRESS.sub(REDACTED, text) if "@" in text else text
 
 
 class WeakPseudonymKey(ValueError):
