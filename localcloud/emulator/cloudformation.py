@@ -102,6 +102,19 @@ class BucketPolicy(_Model, CloudFormationModel):
         return cls(name)
 
 
+class TopicPolicy(_Model, CloudFormationModel):
+    TYPE = "AWS::SNS::TopicPolicy"
+
+    @classmethod
+    def create(cls, name: str, properties: dict[str, Any], account_id: str, region: str) -> _Model:
+        from moto.sns.models import sns_backends
+
+        for topic_arn in properties["Topics"]:
+            sns_backends[account_id][region].set_topic_attribute(topic_arn, "Policy",
+                                                                 json.dumps(properties["PolicyDocument"]))
+        return cls(name)
+
+
 class Subscription(_Model, CloudFormationModel):
     TYPE = "AWS::SNS::Subscription"
 

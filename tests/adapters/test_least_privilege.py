@@ -120,3 +120,46 @@ def test_files_rejects_and_the_outbox_expire(resources):
     ttl = resources["OutboxTable"]["Properties"]["TimeToLiveSpecification"]
     assert ttl == {"AttributeName": "expires_at", "Enabled": True}
     assert "TimeToLiveSpecification" not in resources["ContactsTable"]["Properties"]
+
+
+def test_the_stack_key_lets_cloudwatch_and_ses_publish_and_encrypts_what_holds_addresses(resources):
+    key = resources["PipelineKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    services = [s for s in key["KeyPolicy"]["Statement"] if "Service" in s["Principal"]]
+    (publish,) = services
+    assert {"cloudwatch.amazonaws.com", "ses.amazonaws.com"} <= set(publish["Principal"]["Service"])
+    assert publish["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    uses_key = {"Ref": "PipelineKey"}
+    assert resources["AlarmTopic"]["Properties"]["KmsMasterKeyId"] == uses_key
+    assert resources["SesEventsTopic"]["Properties"]["KmsMasterKeyId"] == uses_key
+    assert resources["DeadLetterQueue"]["Properties"]["KmsMasterKeyId"] == uses_key
+    (rule,) = resources["UploadsBucket"]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms",
+                                                     "KMSMasterKeyID": {"Fn::GetAtt": ["PipelineKey", "Arn"]}}
+
+
+def test_only_ses_may_publish_to_the_ses_events_topic_for_this_configuration_set(resources):
+    policy = resources["SesEventsTopicPolicy"]
+    assert policy["Condition"] == "UseSes"
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "ses.amazonaws.com"} and statement["Action"] == "sns:Publish"
+    source = statement["Condition"]["StringEquals"]["aws:SourceArn"]["Fn::Sub"]
+    assert source.endswith(":configuration-set/${SendingConfigurationSet}")
+
+
+def test_bounce_and_complaint_rates_have_alarms_that_reach_the_alarm_topic(resources):
+    for name, metric, threshold in (("BounceRateAlarm", "Reputation.BounceRate", 0.05),
+                                    ("ComplaintRateAlarm", "Reputation.ComplaintRate", 0.001)):
+        alarm = resources[name]
+        assert alarm["Condition"] == "UseSes"
+        properties = alarm["Properties"]
+        assert (properties["Namespace"], properties["MetricName"], properties["Threshold"]) == ("AWS/SES", metric,
+                                                                                                 threshold)
+        assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_kms_is_granted_on_the_stack_key_only(resources):
+    for name, role in roles(resources).items():
+        for statement in statements(role):
+            if any(a.startswith("kms:") for a in as_list(statement["Action"])):
+                assert as_list(statement["Resource"]) == [{"Fn::GetAtt": ["PipelineKey", "Arn"]}], name
