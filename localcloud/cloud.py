@@ -307,7 +307,12 @@ class LocalCloud:
         url = self.deployed.output(queue_output)
         messages = self._hidden_messages(url)
         self._release(url, messages)
-        return [_letter(message["Body"]) for message in messages]
+        letters = [_letter(message["Body"]) for message in messages]
+        ledger = self._ledger()
+        for letter in letters:  # a letter names its contact by pseudonym; the ledger knows who that is
+            if letter.get("contact") and (entry := ledger.entry_for_pseudonym(letter["contact"])) is not None:
+                letter.update(email=entry.email, name=entry.name)
+        return letters
 
     def redrive(self, reason: str) -> Counter[str]:
         """Send the dead letters with this reason back (see common/redrive.py); returns what happened."""

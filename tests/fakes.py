@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from common.domain.jobs import Checkpoint, ImportState, Job, ParseTally, Stage, Upload
 from common.domain.ledger import Claim, DuplicateMark, LedgerEntry, Move, Transition, feedback_refusal
+from common.domain.pseudonyms import Pseudonyms
 from common.domain.vocabulary import FeedbackMove, JobCounter, State
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+TEST_PSEUDONYMS = Pseudonyms(b"test pseudonym key, 32 bytes or more")  # as a stack's generated secret
 
 
 class MemoryTables:
@@ -37,8 +41,14 @@ class MemoryTables:
 class MemoryLedger:
     """`Ledger`, `FeedbackLedger` and `ReopeningLedger` on `MemoryTables`."""
 
-    def __init__(self, tables: MemoryTables | None = None):
+    def __init__(self, tables: MemoryTables | None = None, pseudonym: Callable[[str], str] | None = None):
         self.tables = tables or MemoryTables()
+        self._pseudonym = pseudonym or TEST_PSEUDONYMS.of
+
+    def entry_for_pseudonym(self, pseudonym: str) -> LedgerEntry | None:
+        with self.tables.lock:
+            return next((entry for email, entry in self.tables.contacts.items() if self._pseudonym(email) == pseudonym),
+                        None)
 
     def claim(self, claims: Sequence[Claim]) -> dict[str, LedgerEntry | None]:
         lost: dict[str, LedgerEntry | None] = {}

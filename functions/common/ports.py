@@ -76,6 +76,10 @@ class FeedbackLedger(Protocol):
 class ReopeningLedger(Protocol):
     def reopen_exhausted(self, email: str, token: str, attempt: int, job_id: str) -> bool: ...
 
+    def entry_for_pseudonym(self, pseudonym: str) -> LedgerEntry | None:
+        """The entry a dead letter names by its contact's pseudonym."""
+        ...
+
 
 class ContactsQueuePort(Protocol):
     def send(self, batches: Any) -> int: ...

@@ -36,12 +36,13 @@ def email_provider(settings: SendSettings) -> EmailProvider:
     raise ConfigError(f"EMAIL_PROVIDER={settings.provider!r} is not available in this version")
 
 
-def send_ports(settings: SendSettings) -> SendPorts:
+def send_ports(settings: SendSettings, pseudonym: Callable[[str], str]) -> SendPorts:
+    """`pseudonym`: how ledger items and dead letters name a contact (pseudonyms(...).of)."""
     executor = ThreadPoolExecutor(max_workers=settings.sends_in_flight, thread_name_prefix="send")
-    return SendPorts(ledger=DynamoLedger(settings.contacts_table, settings.jobs_table),
+    return SendPorts(ledger=DynamoLedger(settings.contacts_table, settings.jobs_table, pseudonym=pseudonym),
                      provider=email_provider(settings),
                      retries=ContactsQueue(settings.contacts_queue_url),
-                     dead_letters=DeadLetterQueue(settings.dead_letter_queue_url),
+                     dead_letters=DeadLetterQueue(settings.dead_letter_queue_url, pseudonym),
                      send_in_waves=in_waves(executor, FIRST_WAVE_SECONDS),
                      pacer=SendPacer(settings.max_send_rate, DynamoSendSlots(settings.send_rate_table))
                      if settings.max_send_rate else None)
@@ -66,9 +67,9 @@ class FeedbackPorts:
     dead_letters: DeadLetters
 
 
-def feedback_ports(settings: FeedbackSettings) -> FeedbackPorts:
+def feedback_ports(settings: FeedbackSettings, pseudonym: Callable[[str], str]) -> FeedbackPorts:
     return FeedbackPorts(ledger=DynamoLedger(settings.contacts_table, settings.jobs_table),
-                         dead_letters=DeadLetterQueue(settings.dead_letter_queue_url))
+                         dead_letters=DeadLetterQueue(settings.dead_letter_queue_url, pseudonym))
 
 
 def pseudonyms(secret_id: str) -> Pseudonyms:

@@ -36,9 +36,9 @@ metrics = Metrics()
 # not a function error, and Lambda treats both the same way.
 processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 settings = SendSettings.from_env()
-ports = send_ports(settings)
-policy = retry_policy(settings)
 pseudonym = pseudonyms(settings.pseudonym_key_secret).of
+ports = send_ports(settings, pseudonym)
+policy = retry_policy(settings)
 records_executor = ThreadPoolExecutor(max_workers=MAX_RECORDS_PER_BATCH, thread_name_prefix="record")
 
 

@@ -24,8 +24,8 @@ tracer = Tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 settings = FeedbackSettings.from_env()
-ports = wiring.feedback_ports(settings)
 pseudonym = wiring.pseudonyms(settings.pseudonym_key_secret).of
+ports = wiring.feedback_ports(settings, pseudonym)
 
 
 def record_handler(record: SQSRecord) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from common.adapters.dynamo_ledger import DynamoLedger
 from common.config import ConfigError, SendSettings
 from common.domain.messages import ContactBatch
 from common.domain.pseudonyms import Pseudonyms
@@ -94,7 +95,12 @@ def test_send_email_sends_records_and_dead_letters_per_contact(aws, monkeypatch,
                                                Key={"email": {"S": "ann.lee@example.com"}})["Item"]
     assert ledger["state"]["S"] == "SENT"
     (letter,) = boto3.client("sqs").receive_message(QueueUrl=aws.outputs["DeadLetterQueueUrl"])["Messages"]
-    assert json.loads(letter["Body"])["reason"] == "bounced"
+    # and its dead letter names the bounced contact by pseudonym, which leads back to its ledger item
+    bounced = json.loads(letter["Body"])
+    assert bounced["reason"] == "bounced" and "@" not in letter["Body"] and "name" not in bounced
+    found = DynamoLedger(aws.outputs["ContactsTableName"], aws.outputs["JobsTableName"]).entry_for_pseudonym(
+        bounced["contact"])
+    assert found is not None and found.state.value == "BOUNCED" and bounced["row"] == found.row
 
 
 def test_send_email_reports_only_the_record_that_must_come_back(aws, monkeypatch):

@@ -17,7 +17,7 @@ from common.domain.ledger import Claim, DuplicateMark, Move
 from common.domain.vocabulary import FeedbackMove, JobCounter, State
 from localcloud.config import CloudSettings
 from localcloud.deploy import deploy
-from tests.fakes import MemoryJobs, MemoryLedger, MemoryTables
+from tests.fakes import TEST_PSEUDONYMS, MemoryJobs, MemoryLedger, MemoryTables
 
 
 @dataclass
@@ -36,7 +36,7 @@ def stores(request) -> Iterator[Stores]:
         outputs = deploy(CloudSettings.load(), client_factory=lambda service: boto3.client(service)).outputs
         client = boto3.client("dynamodb")
         yield Stores(DynamoLedger(outputs["ContactsTableName"], outputs["JobsTableName"], client=client,
-                                  sleep=lambda s: None),
+                                  sleep=lambda s: None, pseudonym=TEST_PSEUDONYMS.of),
                      DynamoJobs(outputs["JobsTableName"], client=client))
 
 
@@ -179,3 +179,11 @@ def test_a_job_s_segments_checkpoint_in_order_and_finish_once(stores):
     assert job.read_as == "email from 'Email'"
     assert jobs.resume(JOB).checkpoint == Checkpoint()
     assert jobs.get("no/such@job") is None and jobs.resume("no/such@job") is None
+
+
+def test_a_dead_letter_s_pseudonym_leads_back_to_its_contact(stores):
+    ledger = stores.ledger
+    ledger.claim([claim(1, attempt=1)])
+    found = ledger.entry_for_pseudonym(TEST_PSEUDONYMS.of("c1@example.com"))
+    assert found is not None and (found.email, found.row) == ("c1@example.com", 1)
+    assert ledger.entry_for_pseudonym(TEST_PSEUDONYMS.of("nobody@example.com")) is None

@@ -167,3 +167,27 @@ def test_dlq_redrive_gives_exhausted_contacts_one_more_attempt(cloud, tmp_path):
     assert (job.exhausted, job.rows) == (1, 1)
     letters = [d for d in cloud.dead_letters() if d.get("email") == "fay.doe+blockedforever@example.com"]
     assert [d["attempt"] for d in letters] == [4]
+
+
+def test_an_exhausted_contact_s_dead_letter_names_it_by_pseudonym_and_its_redrive_sends_once_more(cloud, tmp_path):
+    # Given a contact blocked on every attempt, dead-lettered as blocked-exhausted
+    path = tmp_path / "exhausted.csv"
+    path.write_text("Zed Quinn, zed.quinn+blockedforever@example.com\n")
+    (job,) = cloud.wait(cloud.upload([path]), timeout=120)
+    assert (job.status.value, job.exhausted) == ("SUCCEEDED", 1)
+    raw = cloud.client("sqs").receive_message(QueueUrl=cloud.deployed.output("DeadLetterQueueUrl"),
+                                              MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]
+    assert raw and not any("zed.quinn" in m["Body"] for m in raw)  # the queue holds no address, no name
+    (letter,) = [x for x in cloud.dead_letters() if x.get("job_id") == job.job_id]
+    # When `localcloud dlq` shows it and an operator redrives blocked-exhausted letters
+    assert (letter["reason"], letter["email"], letter["name"]) == ("blocked-exhausted",
+                                                                    "zed.quinn+blockedforever@example.com", "Zed Quinn")
+    attempts = int(letter["attempt"])
+    assert cloud.redrive("blocked-exhausted")[f"attempt {attempts + 1} enqueued"] >= 1
+    # Then the ledger (found through the pseudonym) gives the contact exactly one more attempt
+    deadline = time.monotonic() + 60
+    while cloud.contact("zed.quinn+blockedforever@example.com").attempt == attempts and time.monotonic() < deadline:
+        time.sleep(0.5)
+    cloud.wait(cloud.upload([]), timeout=60)
+    tried = [e.attempt for e in outbox_for(cloud, {job.job_id})]
+    assert tried == list(range(1, attempts + 2))

@@ -16,7 +16,7 @@ from common.domain.parsing import Importer
 from common.domain.sending import BatchReport, RetryPolicy, SendPorts, deliver_message
 from common.ports import JobStore, Ledger
 from localcloud.deploy import Deployment
-from tests.fakes import MemoryJobs, MemoryLedger, MemoryTables
+from tests.fakes import TEST_PSEUDONYMS, MemoryJobs, MemoryLedger, MemoryTables
 from tests.unit.conftest import (
     FaultyProvider,
     MemoryContinuations,
@@ -58,7 +58,7 @@ class Pipeline:
             dynamodb = boto3.client("dynamodb")
             outputs = self.deployment.outputs
             self.ledger = DynamoLedger(outputs["ContactsTableName"], outputs["JobsTableName"], client=dynamodb,
-                                       sleep=lambda s: None)
+                                       sleep=lambda s: None, pseudonym=TEST_PSEUDONYMS.of)
             self.jobs = DynamoJobs(outputs["JobsTableName"], client=dynamodb)
         self.ports = SendPorts(ledger=self.ledger, provider=self.provider, retries=self.queue,
                                dead_letters=self.queue, draw=lambda: 0.5, clock=lambda: self.clock)

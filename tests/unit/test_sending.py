@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
 
 from common.domain.vocabulary import DeadLetterReason, Verdict
+from tests.fakes import TEST_PSEUDONYMS
 from tests.unit.conftest import SimulatedCrash
 from tests.unit.pipeline import LEASE_SECONDS, Pipeline
 
@@ -357,8 +359,10 @@ def test_an_exhausted_contact_redriven_from_the_dlq_gets_exactly_one_more_attemp
     pipeline.drain()
     (letter,) = pipeline.queue.letters
     # When its letter is redriven, twice (a retried CLI run)
-    first = redrive_letter(letter.body(), pipeline.ledger, pipeline.queue)
-    second = redrive_letter(letter.body(), pipeline.ledger, pipeline.queue)
+    body = letter.body(TEST_PSEUDONYMS.of)
+    assert "ann" not in body and json.loads(body)["contact"] == TEST_PSEUDONYMS.of("ann+blockedforever@example.com")
+    first = redrive_letter(body, pipeline.ledger, pipeline.queue)
+    second = redrive_letter(body, pipeline.ledger, pipeline.queue)
     pipeline.drain()
     # Then one more attempt was made, and the job is settled again with its counts moved, not doubled
     assert (first.redriven, second.redriven) == (True, False)
@@ -370,12 +374,11 @@ def test_an_exhausted_contact_redriven_from_the_dlq_gets_exactly_one_more_attemp
 
 @pytest.mark.parametrize("reason", ["bounced", "unknown-outcome"])
 def test_bounced_and_unknown_letters_are_never_redriven(pipeline, reason):
-    import json
 
     from common.domain.redrive import redrive_letter
 
-    body = json.dumps({"reason": reason, "email": "a@example.com", "name": "A", "job_id": "j", "source_key": "k",
-                       "row": 1, "attempt": 1})
+    body = json.dumps({"reason": reason, "contact": TEST_PSEUDONYMS.of("a@example.com"), "job_id": "j",
+                       "source_key": "k", "row": 1, "attempt": 1})
     assert redrive_letter(body, pipeline.ledger, pipeline.queue).redriven is False
     assert pipeline.queue.retries == []
 

@@ -42,15 +42,21 @@ def counter_item_key(job_id: str, carrier: str) -> dict[str, Any]:
     return {"job_id": {"S": job_id}, "item": {"S": f"counters#{shard}"}}
 
 
+PSEUDONYM_INDEX = "by-pseudonym"
+
+
 class DynamoLedger:
     """Ledger on DynamoDB: claims and moves in TransactWriteItems of up to 100 conditional writes."""
 
     def __init__(self, contacts_table: str, jobs_table: str, client: DynamoDBClient | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, pseudonym: Callable[[str], str] | None = None):
+        """`pseudonym`: stored on each new item, so that a dead letter (which names its contact by pseudonym)
+        leads back to it (`entry_for_pseudonym`)."""
         self._contacts = contacts_table
         self._jobs = jobs_table
         self._client = client or aws_client("dynamodb")
         self._sleep = sleep
+        self._pseudonym = pseudonym
 
     # -- claims -----------------------------------------------------------------------------
     def claim(self, claims: Sequence[Claim]) -> dict[str, LedgerEntry | None]:
@@ -77,14 +83,16 @@ class DynamoLedger:
                     ":lease": {"N": f"{claim.lease_until:.3f}"}, ":now": {"S": _now_iso()}},
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
         if claim.attempt == 1:
+            item = {
+                "email": {"S": claim.email}, "state": {"S": State.CLAIMED.value}, "token": {"S": claim.token},
+                "attempt": {"N": "1"}, "carrier": {"S": claim.carrier},
+                "lease_until": {"N": f"{claim.lease_until:.3f}"}, "job_id": {"S": claim.job_id},
+                "row": {"N": str(claim.row)}, "name": {"S": claim.name}, "source_key": {"S": claim.source_key},
+                "claimed_at": {"S": _now_iso()}, "updated_at": {"S": _now_iso()}}
+            if self._pseudonym is not None:
+                item["pseudonym"] = {"S": self._pseudonym(claim.email)}
             return {"Put": {
-                "TableName": self._contacts,
-                "Item": {
-                    "email": {"S": claim.email}, "state": {"S": State.CLAIMED.value}, "token": {"S": claim.token},
-                    "attempt": {"N": "1"}, "carrier": {"S": claim.carrier},
-                    "lease_until": {"N": f"{claim.lease_until:.3f}"}, "job_id": {"S": claim.job_id},
-                    "row": {"N": str(claim.row)}, "name": {"S": claim.name}, "source_key": {"S": claim.source_key},
-                    "claimed_at": {"S": _now_iso()}, "updated_at": {"S": _now_iso()}},
+                "TableName": self._contacts, "Item": item,
                 "ConditionExpression": "attribute_not_exists(email)",
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
         return {"Update": {
@@ -106,6 +114,13 @@ class DynamoLedger:
         item = self._client.get_item(TableName=self._contacts, Key={"email": {"S": email}},
                                      ConsistentRead=True).get("Item")
         return _entry(item) if item else None
+
+    def entry_for_pseudonym(self, pseudonym: str) -> LedgerEntry | None:
+        """The record a dead letter names (`by-pseudonym` index: keys only; the item itself read consistently)."""
+        found = self._client.query(TableName=self._contacts, IndexName=PSEUDONYM_INDEX, Limit=1,
+                                   KeyConditionExpression="pseudonym = :p",
+                                   ExpressionAttributeValues={":p": {"S": pseudonym}}).get("Items", [])
+        return self.entry(found[0]["email"]["S"]) if found else None
 
     # -- settling ---------------------------------------------------------------------------
     def settle(self, transitions: Sequence[Transition]) -> list[Transition]:

@@ -85,12 +85,15 @@ class ContactsQueue:
 
 
 class DeadLetterQueue:
-    def __init__(self, queue_url: str, client: SQSClient | None = None):
+    """Dead letters name their contact by pseudonym (the ledger has the address)."""
+
+    def __init__(self, queue_url: str, pseudonym: Callable[[str], str], client: SQSClient | None = None):
         self._sender = SqsSender(queue_url, client)
+        self._pseudonym = pseudonym
 
     def put(self, letters: Sequence[DeadLetter]) -> int:
         return self._sender.send_entries(
-            {"MessageBody": letter.body(),
+            {"MessageBody": letter.body(self._pseudonym),
              "MessageAttributes": {"reason": {"DataType": "String", "StringValue": letter.reason.value}}}
             for letter in letters)
 

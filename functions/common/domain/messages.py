@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
@@ -125,8 +125,12 @@ class DeadLetter:
     message: str = ""  # the raw message, for one that could not be read
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
 
-    def body(self) -> str:
-        return json.dumps({**asdict(self), "reason": self.reason.value}, ensure_ascii=False)
+    def body(self, pseudonym: Callable[[str], str]) -> str:
+        """What the dead-letter queue keeps: the contact by pseudonym, with its job and row; no address or name
+        (`localcloud dlq` and the redrive find them in the ledger)."""
+        fields = {key: value for key, value in asdict(self).items() if key not in ("email", "name")}
+        contact = pseudonym(self.email) if self.email else ""
+        return json.dumps({**fields, "reason": self.reason.value, "contact": contact}, ensure_ascii=False)
 
 
 @dataclass(frozen=True)

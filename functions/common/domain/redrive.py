@@ -35,10 +35,12 @@ def redrive_letter(body: str, ledger: ReopeningLedger, queue: ContactsQueuePort)
         return RedriveResult(True, "batch sent back to the contacts queue")
     if reason != DeadLetterReason.BLOCKED_EXHAUSTED.value:
         return RedriveResult(False, f"{reason} letters are not redriven")
-    delivery = Delivery(email=letter["email"], name=letter["name"], row=int(letter["row"]),
-                        attempt=int(letter["attempt"]) + 1)
+    entry = ledger.entry_for_pseudonym(letter.get("contact", ""))  # letters name contacts by pseudonym only
+    if entry is None:
+        return RedriveResult(False, "no ledger entry for this letter's contact")
+    delivery = Delivery(email=entry.email, name=entry.name, row=int(letter["row"]), attempt=int(letter["attempt"]) + 1)
     batch = ContactBatch(job_id=letter["job_id"], source_key=letter["source_key"], deliveries=(delivery,))
-    if not ledger.reopen_exhausted(letter["email"], batch.token(delivery), int(letter["attempt"]), letter["job_id"]):
+    if not ledger.reopen_exhausted(entry.email, batch.token(delivery), int(letter["attempt"]), letter["job_id"]):
         return RedriveResult(False, "already redriven (the contact is no longer EXHAUSTED)")
     queue.send_retries([DelayedRetry(batch=batch, delay_seconds=0)])
     return RedriveResult(True, f"attempt {delivery.attempt} enqueued")
