@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from common.domain.sending import RetryPolicy
 from common.domain.vocabulary import DeadLetterReason, Verdict
 from tests.fakes import TEST_PSEUDONYMS
 from tests.unit.conftest import SimulatedCrash
@@ -292,6 +293,47 @@ def test_a_malformed_message_is_dead_lettered_with_its_body(pipeline):
     (letter,) = pipeline.queue.letters
     assert letter.reason is DeadLetterReason.MALFORMED_MESSAGE
     assert letter.message == '{"not": "a batch"}'
+    # naming no contact, row or attempt (there is none), and saying why it could not be read
+    assert (letter.email, letter.name, letter.job_id, letter.source_key, letter.row, letter.attempt) == (
+        "", "", "", "", 0, 0)
+    assert "unsupported message version" in letter.provider_response
+
+
+def test_the_delay_before_each_retry_doubles_from_the_base_up_to_the_cap():
+    # Full jitter draws in [0, ceiling]: at the top of the draw, the ceilings themselves
+    policy = RetryPolicy(max_attempts=10, base_delay_seconds=30, max_delay_seconds=900)
+    assert [policy.delay_before(attempt, draw=1.0) for attempt in range(2, 9)] == [30, 60, 120, 240, 480, 900, 900]
+    assert policy.delay_before(3, draw=0.25) == 15 and policy.delay_before(2, draw=0.0) == 0
+
+
+def test_a_message_with_no_time_left_claims_nothing_and_comes_back_at_once(pipeline):
+    # Given a message delivered to an invocation already at its send deadline
+    pipeline.upload("incoming/a.csv", rows("ann@example.com", "bob@example.com"))
+    message = pipeline.inbox.popleft()
+    report = pipeline.deliver(message, seconds_left=0)
+    # Then every contact is out of time, nothing was claimed or sent, and the message comes back at once
+    assert [(r.email, r.row, r.attempt, r.verdict) for r in report.results] == [
+        ("ann@example.com", 1, 1, Verdict.OUT_OF_TIME), ("bob@example.com", 2, 1, Verdict.OUT_OF_TIME)]
+    assert {r.job_id for r in report.results} == {pipeline.job_ids[0]}
+    assert {r.source_key for r in report.results} == {"incoming/a.csv"}
+    assert report.must_retry and report.comes_back_in(pipeline.clock) == 0
+    assert pipeline.outbox.recorded == [] and pipeline.ledger.entry_for_pseudonym(
+        TEST_PSEUDONYMS.of("ann@example.com")) is None
+    # and a later delivery with time sends both, once
+    pipeline.deliver(message)
+    assert pipeline.attempts_per_address() == {"ann@example.com": 1, "bob@example.com": 1}
+
+
+def test_a_message_that_may_have_been_sent_waits_for_its_visibility_timeout_however_soon_the_rest_is_ready():
+    from common.domain.sending import BatchReport, ContactResult
+
+    # Given a report with one contact ready in 5 s and one whose answer was lost (it must be looked up)
+    report = BatchReport(results=[
+        ContactResult("j", "k", 1, "a@example.com", 1, Verdict.RETRY_LATER, ready_at=105.0),
+        ContactResult("j", "k", 2, "b@example.com", 1, Verdict.RETRY_LATER, ready_at=None)])
+    # Then SQS's visibility timeout decides, not the earliest contact
+    assert report.must_retry and report.comes_back_in(100.0) is None
+    assert BatchReport(results=report.results[:1]).comes_back_in(100.0) == 5.0
 
 
 def test_a_stale_copy_of_a_retry_never_takes_over_the_claim_of_its_twin(pipeline):
