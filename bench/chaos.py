@@ -25,7 +25,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess  # starts our own interpreter  # nosec B404
 import sys
 import tempfile
@@ -42,7 +41,7 @@ from common.domain.vocabulary import Outcome, State
 from localcloud.cli.commands import emf_totals
 from localcloud.cloud import LocalCloud, Uploaded
 from localcloud.config import CloudSettings, local_environment
-from localcloud.emulator.process import start_emulator, terminate
+from localcloud.emulator.process import free_port, start_emulator, terminate
 from localcloud.runtime.zygote import TEMPLATE_PROCESS_NAME
 from localcloud.samples import write_sample
 
@@ -73,12 +72,6 @@ class ChaosReport:
     @property
     def passed(self) -> bool:
         return not (self.sent_twice or self.lost or self.jobs_not_settled or self.unknown)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _descendants_by_name(root: int) -> dict[str, list[int]]:
@@ -250,7 +243,7 @@ def run_chaos(rows: int, files: int, chaos_seconds: float, seed: int, workdir: P
     rng = random.Random(seed)  # noqa: S311 - which process, when: not a secret  # nosec B311
     ctypes.CDLL(None).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans re-parent here, to be killed too
     state_dir = workdir / "state"
-    endpoint = f"http://127.0.0.1:{_free_port()}"
+    endpoint = f"http://127.0.0.1:{free_port()}"
     environment = {**os.environ, **local_environment(endpoint, "us-east-1"), "LOCALCLOUD_STATE_DIR": str(state_dir)}
     os.environ["LOCALCLOUD_STATE_DIR"] = str(state_dir)
     emulator = start_emulator(endpoint, workdir / "emulator.log", detached=False)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import socket
 import statistics
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from common.config import SimulatedProviderSettings
 from common.domain.pacing import peak_per_second
 from localcloud.cloud import LocalCloud
 from localcloud.config import CloudSettings, parse_overrides
-from localcloud.emulator.process import start_emulator
+from localcloud.emulator.process import free_port, start_emulator
 from localcloud.samples import write_sample
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
@@ -98,12 +97,6 @@ def cost_per_million(run: Run) -> list[tuple[str, float, str]]:
     ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _process_cpu_seconds(pid: int) -> float:
     """user + system CPU of a live process (Linux /proc), 0 when it cannot be read."""
     try:
@@ -120,7 +113,7 @@ def one_run(contacts: int, workdir: Path, overrides: dict[str, str] | None = Non
     options = {"duplicate_rate": 0.0, "tag_every": 0} if clean else {}
     files = [write_sample(workdir / f"bench-{contacts}-a.csv", half, start=0, **options),
              write_sample(workdir / f"bench-{contacts}-b.csv", half, start=half - overlap, **options)]
-    emulator = start_emulator(f"http://127.0.0.1:{_free_port()}", workdir / "moto.log", detached=False)
+    emulator = start_emulator(f"http://127.0.0.1:{free_port()}", workdir / "moto.log", detached=False)
     try:
         cloud = LocalCloud(CloudSettings.load(endpoint=emulator.endpoint, overrides=overrides)).start()
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess  # starts our own interpreter  # nosec B404
 import sys
 import time
@@ -64,6 +65,13 @@ def identify(endpoint: str, timeout: float = 1.0) -> Answerer:
 
 def health(endpoint: str) -> dict:
     return json.loads(_get(endpoint.rstrip("/") + HEALTH_PATH, 2.0)[1] or b"{}")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, on 127.0.0.1 (for an emulator, a runtime API, a test's own cloud)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def terminate(process: subprocess.Popen | None, timeout: float) -> None:

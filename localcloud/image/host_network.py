@@ -24,19 +24,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from localcloud.emulator.process import free_port
+
 DOCKER_SOCKET = "/var/run/docker.sock"
 RIE_PORT = "8080/tcp"  # where SAM CLI's emulator listens inside the container
 _CREATE = re.compile(rb"^POST (/v[\d.]+)?/containers/create[?\s]")
 _HEAD_END = b"\r\n\r\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def host_networked(config: dict[str, Any], free_port: Callable[[], int] = _free_port) -> dict[str, Any]:
+def host_networked(config: dict[str, Any], free_port: Callable[[], int] = free_port) -> dict[str, Any]:
     """A container-create request, changed to host networking. SAM CLI's emulator listens where SAM CLI
     would have published its port, its Runtime API on another free port of 127.0.0.1."""
     host = dict(config.get("HostConfig") or {})

@@ -119,13 +119,10 @@ class RuntimeJournal:
             self._compact()
 
     def _compact(self) -> None:
-        by_queue: dict[str, list[str]] = {}
-        for handle, url in self._messages.items():
-            by_queue.setdefault(url, []).append(handle)
         records = [self._header()]
         records += [{"process": pid, "started": started, "kind": kind}
                     for pid, (started, kind) in self._processes.items()]
-        records += [{"queue": url, "taken": handles} for url, handles in by_queue.items()]
+        records += [{"queue": url, "taken": handles} for url, handles in _by_queue(self._messages).items()]
         os.close(self._fd)
         self._fd = self._open_fresh(records)
 
@@ -169,6 +166,14 @@ def _read(path: Path) -> _Left:
     return left
 
 
+def _by_queue(messages: dict[str, str]) -> dict[str, list[str]]:
+    """receipt handle -> queue url, as queue url -> its receipt handles"""
+    grouped: dict[str, list[str]] = {}
+    for handle, url in messages.items():
+        grouped.setdefault(url, []).append(handle)
+    return grouped
+
+
 class RuntimeStillRunning(RuntimeError):
     pass
 
@@ -186,10 +191,7 @@ def recover(path: Path, sqs: Any) -> Recovery | None:
         if same_process(pid, started):  # not a later process that happens to have the pid
             os.kill(pid, signal.SIGKILL)
             killed[kind] = killed.get(kind, 0) + 1
-    by_queue: dict[str, list[str]] = {}
-    for handle, url in left.messages.items():
-        by_queue.setdefault(url, []).append(handle)
-    returned = sum(_make_visible(sqs, url, handles) for url, handles in by_queue.items())
+    returned = sum(_make_visible(sqs, url, handles) for url, handles in _by_queue(left.messages).items())
     path.unlink(missing_ok=True)
     if not killed and not returned:
         return None

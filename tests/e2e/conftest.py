@@ -4,7 +4,6 @@ deployed on it, and the local Lambda runtime running the functions, exactly as `
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,19 +11,13 @@ import pytest
 
 from localcloud.cloud import LocalCloud
 from localcloud.config import CloudSettings
-from localcloud.emulator.process import Emulator
+from localcloud.emulator.process import Emulator, free_port
 from localcloud.emulator.process import start_emulator as start_local_emulator
 from tests.conftest import E2E_ENDPOINT
 
 # Fast settings for tests: no slow sends, retries without delay; everything else as the template says.
 FAST = {"SimulatedSlowRate": "0", "RetryBaseDelaySeconds": "0", "RetryMaxDelaySeconds": "1",
         "MaxSendAttempts": "3", "SendMaxConcurrency": "2"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_emulator(tmp: Path) -> Emulator:

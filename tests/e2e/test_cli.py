@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from localcloud.emulator.process import free_port
 from localcloud.samples import write_sample
 from tests.e2e.conftest import FAST, start_emulator
 
@@ -86,14 +87,6 @@ def _localcloud(env: dict[str, str], *args: str, stdin: str | None = None) -> su
                           text=True, timeout=300, input=stdin)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _answers(port: int) -> bool:
     import socket
 
@@ -103,7 +96,7 @@ def _answers(port: int) -> bool:
 
 def test_read_only_commands_with_nothing_answering_start_nothing(tmp_path):
     # Given nothing on a port named by AWS_ENDPOINT_URL, the one switch every tool honours
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "LOCALCLOUD_STATE_DIR": str(tmp_path)}
     for command in (["status"], ["logs", "SendEmailFunction"], ["dlq"], ["outbox"], ["metrics"],
                     ["contact", "bob@example.com"], ["events", str(tmp_path / "events")]):
@@ -118,7 +111,7 @@ def test_read_only_commands_with_nothing_answering_start_nothing(tmp_path):
 
 def test_the_cli_follows_aws_endpoint_url_and_speaks_to_the_stack_it_finds(tmp_path):
     # Given `localcloud up` started with AWS_ENDPOINT_URL alone, on a port of its own
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "LOCALCLOUD_STATE_DIR": str(tmp_path / "s"),
            "LOCALCLOUD_PARAMETER_OVERRIDES": " ".join(f"{k}={v}" for k, v in FAST.items())}
     # --parameter-overrides after the command, as sam takes it
@@ -177,7 +170,7 @@ def test_the_cli_follows_aws_endpoint_url_and_speaks_to_the_stack_it_finds(tmp_p
 
 def test_a_plain_moto_server_is_named_and_refused(tmp_path):
     # Given a plain moto server (what many run as "local AWS") on a port
-    port = _free_port()
+    port = free_port()
     moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
