@@ -14,7 +14,7 @@ SCAN_STAMP := $(SCAN_VENV)/.installed
 LOCALCLOUD := $(BIN)/localcloud
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv test test-unit test-e2e lint audit demo up logs events build deploy deploy-localstack env-localstack stop clean bench bench-rate chaos docker-up lambda-image test-sam-local mutation lock
+.PHONY: help venv test test-unit test-e2e lint audit demo up logs events build deploy deploy-localstack env-localstack stop clean bench bench-rate chaos docker-up lambda-image test-sam-local mutation lock console-screenshot
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -146,6 +146,9 @@ mutation: $(MUTATION_STAMP) ## mutmut on the at-most-once core with the fast tes
 
 chaos: $(DEV_STAMP) ## SIGKILL environments, the template process and the runtime during a 6,000-row run; checks nothing lost or sent twice
 	$(BIN)/python -m bench.chaos --rows $(or $(ROWS),6000) --seconds $(or $(SECONDS),30) --seed $(or $(SEED),1)
+
+console-screenshot: $(DEV_STAMP) ## docs/console.png: the console while a sample file is sent (run after make demo)
+	$(BIN)/python -m bench.console_screenshot
 
 bench: $(DEV_STAMP) ## end-to-end benchmark, 10k and 100k contacts x 3 runs (~15 min; SIZES=10000 RUNS=1 for a quick one); writes bench/results.md
 	$(BIN)/python -m bench.run --sizes $(or $(SIZES),10000 100000) --runs $(or $(RUNS),3)

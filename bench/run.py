@@ -19,10 +19,11 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from bench import charts
 from common.adapters.simulated import SimulatedProvider
 from common.config import SimulatedProviderSettings
 from common.domain.pacing import peak_per_second
@@ -52,6 +53,9 @@ class Run:
     event_source_requests: dict[str, int] | None = None  # the SQS pollers' own requests
     milestones: dict[str, float] | None = None  # seconds after the upload
     cpu_seconds: dict[str, float] | None = None  # by process kind, over the whole run
+    progress: list[tuple[float, int]] = field(default_factory=list)  # (seconds after the upload, rows settled)
+    arrivals: list[float] = field(default_factory=list)  # when the provider received each attempt
+    latencies: list[float] = field(default_factory=list)  # the provider's latency of each attempt
 
 
 # Public list prices, us-east-1, as of 2026-11 (on-demand; free tiers ignored).
@@ -118,7 +122,9 @@ def one_run(contacts: int, workdir: Path, overrides: dict[str, str] | None = Non
         cloud = LocalCloud(CloudSettings.load(endpoint=emulator.endpoint, overrides=overrides)).start()
         try:
             started, started_at = time.monotonic(), time.time()
-            jobs = cloud.wait(cloud.upload(files), timeout=3600)
+            progress: list[tuple[float, int]] = []
+            jobs = cloud.wait(cloud.upload(files), timeout=3600, on_progress=lambda jobs: progress.append(
+                (time.monotonic() - started, sum(job.settled for job in jobs))))
             seconds = time.monotonic() - started
             if not all(job.status.value == "SUCCEEDED" for job in jobs):
                 raise RuntimeError(f"the benchmark's jobs did not succeed: {jobs}")
@@ -129,7 +135,8 @@ def one_run(contacts: int, workdir: Path, overrides: dict[str, str] | None = Non
                 slow_min_seconds=float(parameters["SimulatedSlowMinSeconds"]),
                 slow_max_seconds=float(parameters["SimulatedSlowMaxSeconds"]), outbox_table=""), outbox=None)
             outbox = cloud.outbox()
-            latency = sum(provider.latency_for(e.to, e.attempt) for e in outbox)
+            latencies = [provider.latency_for(e.to, e.attempt) for e in outbox]
+            latency = sum(latencies)
             arrivals = [datetime.fromisoformat(e.received_at).timestamp() for e in outbox]
             in_flight = int(parameters["SendMaxConcurrency"]) * int(parameters["SendsInFlight"])
             request_counts = sum((pool.aws_requests for pool in cloud.runtime.pools.values()), Counter())
@@ -158,7 +165,7 @@ def one_run(contacts: int, workdir: Path, overrides: dict[str, str] | None = Non
                        max_send_rate=float(parameters["MaxSendRate"]),
                        gb_seconds=sum(memory / 1024 * i.duration_ms / 1000 for memory, i in every),
                        invocations=len(every), event_source_requests=dict(poller), milestones=milestones,
-                       cpu_seconds=cpu_seconds)
+                       cpu_seconds=cpu_seconds, progress=progress, arrivals=arrivals, latencies=latencies)
         finally:
             cloud.close()
     finally:
@@ -166,16 +173,31 @@ def one_run(contacts: int, workdir: Path, overrides: dict[str, str] | None = Non
 
 
 def rate_report(run: Run, command: str) -> str:
+    charts.sends_per_second(run.arrivals, run.max_send_rate, RATE_RESULTS.with_name("rate-sends.png"))
     return "\n".join([
         "# Send-rate limit", "", f"`{command}` on this machine ({time.strftime('%Y-%m-%d')}).", "",
         "| contacts | MaxSendRate /s | send attempts | wall s | mean rate /s | peak in any 1 s window |",
         "|---:|---:|---:|---:|---:|---:|",
         f"| {run.contacts:,} | {run.max_send_rate:g} | {run.attempts:,} | {run.seconds:.1f} | "
         f"{run.attempts / run.seconds:.1f} | {run.peak_sends_per_second} |", "",
-        "Arrivals are the times the simulated provider received each request (its outbox).", ""])
+        "Arrivals are the times the simulated provider received each request (its outbox).", "",
+        "![Sends per second, with the MaxSendRate line](rate-sends.png)", ""])
 
 
-def report(runs: dict[int, list[Run]], command: str) -> str:
+def chart_section(runs: dict[int, list[Run]], results: Path) -> list[str]:
+    """Charts beside the results file, named after it: results-settled.png, results-sends.png..."""
+    name = {chart: f"{results.stem}-{chart}.png" for chart in ("settled", "sends", "latency")}
+    charts.settled_over_time({c: [r.progress for r in measured] for c, measured in runs.items()},
+                             results.with_name(name["settled"]))
+    largest = runs[max(runs)][0]
+    charts.sends_per_second(largest.arrivals, largest.max_send_rate, results.with_name(name["sends"]))
+    charts.latency_histogram(largest.latencies, results.with_name(name["latency"]))
+    return ["", "## Charts", "", f"![Settled rows over time, every run]({name['settled']})", "",
+            f"Sends per second and send latencies of the first {max(runs):,}-contact run:", "",
+            f"![Sends per second]({name['sends']})", "", f"![Send latency histogram]({name['latency']})"]
+
+
+def report(runs: dict[int, list[Run]], command: str, written_to: Path | None = None) -> str:
     lines = ["# Benchmark", "", f"`{command}` on this machine ({time.strftime('%Y-%m-%d')}).", "",
              "| contacts | rows | runs | median wall s | contacts/s | floor s | wall / floor | parse peak MB |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -220,6 +242,8 @@ def report(runs: dict[int, list[Run]], command: str) -> str:
         lines += ["", f"Event source (local poller) for {poller.get('messages', 0):,} messages delivered: "
                   f"{poller.get('sqs.ReceiveMessage', 0):,} ReceiveMessage, "
                   f"{poller.get('sqs.DeleteMessageBatch', 0):,} DeleteMessageBatch."]
+    if written_to is not None:
+        lines += chart_section(runs, written_to)
     lines += ["", "The floor is the sum of the simulated send latencies of every attempt in the outbox divided "
               "by SendMaxConcurrency x SendsInFlight. dynamodb.BatchWriteItem is the simulated provider's "
               "outbox, not the pipeline's own state."]
@@ -256,9 +280,11 @@ def main() -> int:
                 runs.setdefault(contacts, []).append(run)
                 print(f"{contacts} contacts, run {number + 1}: {run.seconds:.1f} s (floor {run.floor_seconds:.1f} s)",
                       file=sys.stderr)
-    text = report(runs, command)
-    if not args.parameter_overrides:  # the standard runs; experiments are printed only
-        (RESULTS.with_name("results-clean.md") if args.clean else RESULTS).write_text(text)
+    # The standard runs are written down, with their charts; experiments are printed only.
+    results = None if args.parameter_overrides else RESULTS.with_name("results-clean.md") if args.clean else RESULTS
+    text = report(runs, command, written_to=results)
+    if results is not None:
+        results.write_text(text)
     print(text)
     return 0
 

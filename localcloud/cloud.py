@@ -271,6 +271,14 @@ class LocalCloud:
 
         return self._ledger().entry(normalise_email(email))
 
+    def outbox_attempts(self, entry: LedgerEntry) -> list[OutboxEntry]:
+        """The provider's record of each attempt of a contact's claim (simulated provider only: SES keeps none)."""
+        if self.email_provider == "ses":
+            return [e for e in self._ses_sent_messages() if entry.email in e.to]
+        outbox = DynamoOutbox(self.deployed.output("OutboxTableName"), self.client("dynamodb"))
+        return [found for attempt in range(1, entry.attempt + 1)
+                for found in outbox.find(f"{entry.token}#{attempt}")]
+
     def pseudonym(self, email: str) -> str:
         """What the functions' log lines call this address (HMAC under the stack's generated key)."""
         from common.adapters.secrets import read_secret
@@ -302,14 +310,16 @@ class LocalCloud:
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
                 for i, m in enumerate(messages[start:start + 10])])
 
-    def dead_letters(self, queue_output: str = "DeadLetterQueueUrl") -> list[dict[str, Any]]:
-        """Read every message without consuming it: hide them while reading, then make them visible again."""
+    def dead_letters(self, queue_output: str = "DeadLetterQueueUrl",
+                     named: int | None = None) -> list[dict[str, Any]]:
+        """Read every message without consuming it: hide them while reading, then make them visible again.
+        The first `named` letters (all: None) get their contact's address and name from the ledger."""
         url = self.deployed.output(queue_output)
         messages = self._hidden_messages(url)
         self._release(url, messages)
         letters = [_letter(message["Body"]) for message in messages]
         ledger = self._ledger()
-        for letter in letters:  # a letter names its contact by pseudonym; the ledger knows who that is
+        for letter in letters[:named]:  # a letter names its contact by pseudonym; the ledger knows who that is
             if letter.get("contact") and (entry := ledger.entry_for_pseudonym(letter["contact"])) is not None:
                 letter.update(email=entry.email, name=entry.name)
         return letters
@@ -348,6 +358,24 @@ class LocalCloud:
         for event in events:
             if contains is None or contains in event["message"]:
                 yield event
+
+
+LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+
+
+def log_line_matches(message: str, job: str | None, level: str | None) -> bool:
+    """Filters by job and level look inside Powertools' JSON lines (moto ignores JSON filter patterns)."""
+    if not job and not level:
+        return True
+    try:
+        record = json.loads(message)
+    except json.JSONDecodeError:
+        return False
+    if not isinstance(record, dict):
+        return False
+    if job and job not in str(record.get("correlation_id") or record.get("job_id") or ""):
+        return False
+    return not level or LEVELS.get(str(record.get("level")).upper(), 0) >= LEVELS[level]
 
 
 def _letter(body: str) -> dict[str, Any]:

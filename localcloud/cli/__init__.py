@@ -18,8 +18,7 @@ from botocore.exceptions import ClientError, NoCredentialsError
 from common.domain.contacts import InvalidEmail
 from common.domain.redrive import REDRIVABLE
 from localcloud.cli import commands
-from localcloud.cli.commands import LEVELS
-from localcloud.cloud import LocalCloud, NotImported, NotReady
+from localcloud.cloud import LEVELS, LocalCloud, NotImported, NotReady
 from localcloud.config import CloudSettings, parse_overrides
 from localcloud.deploy import TemplateError
 from localcloud.emulator.patches import UnsupportedMoto
@@ -99,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     env_vars.add_argument("--function-endpoint", default="http://127.0.0.1:4566",
                           help="AWS_ENDPOINT_URL as the function's container sees it (with --docker-network host, "
                                "the same as here; '' for none, e.g. real AWS)")
+    console = command("console", commands.cmd_console,
+                      "the web console's URL; against an endpoint that is not ours, serve it (until Ctrl-C)")
+    console.add_argument("--port", type=int, default=4567, help="its port on 127.0.0.1 when served here")
     command("stop", commands.cmd_stop, "stop the background emulator")
     docker_host = command("docker-host", commands.cmd_docker_host,
                           "a Docker endpoint on which every container uses the host's network, for `sam local "

@@ -18,9 +18,10 @@ from rich.table import Table
 
 from common.domain.jobs import Job
 from common.domain.redrive import REDRIVABLE
-from localcloud.cloud import LocalCloud, RunTimeout
+from localcloud.cloud import LocalCloud, RunTimeout, log_line_matches
 from localcloud.deploy.events import write_events
 from localcloud.emulator.process import Answerer, stop_background_emulator
+from localcloud.emulator.server import CONSOLE_PREFIX
 from localcloud.samples import write_sample
 
 COUNTER_COLUMNS = ("rows", "invalid", "duplicate", "sent", "bounced", "retried", "exhausted", "unknown")
@@ -77,6 +78,7 @@ def cmd_up(cloud: LocalCloud, args: argparse.Namespace) -> int:
     if not cloud.hosts_functions:
         out.print(f"{endpoint} is {cloud.answerer}: it runs the functions itself, so the local runtime stands aside.")
         return 0
+    out.print(f"Console: [b]{console_url(cloud)}[/]")
     out.print("Functions are running. Ctrl-C to stop (the emulator keeps its data until `localcloud stop`).")
     try:
         while True:
@@ -84,6 +86,10 @@ def cmd_up(cloud: LocalCloud, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         out.print("stopping the runtime...")
     return 0
+
+
+def console_url(cloud: LocalCloud) -> str:
+    return cloud.settings.endpoint.rstrip("/") + CONSOLE_PREFIX
 
 
 def _print_deployment(cloud: LocalCloud) -> None:
@@ -149,6 +155,8 @@ def cmd_run(cloud: LocalCloud, args: argparse.Namespace) -> int:
         return 2
     started = time.monotonic()
     cloud.start(with_runtime=True)
+    if cloud.answerer is Answerer.LOCALCLOUD and not args.json:
+        out.print(f"Watch it in the console: [b]{console_url(cloud)}[/]")
     uploaded = cloud.upload(args.files)
     try:
         if args.json:
@@ -168,7 +176,9 @@ def cmd_run(cloud: LocalCloud, args: argparse.Namespace) -> int:
     else:
         out.print(jobs_table(jobs, title=f"Settled in {elapsed:.1f} s"))
         out.print("Inspect: [b]localcloud outbox[/], [b]localcloud dlq[/], [b]localcloud contact EMAIL[/], "
-                  "[b]localcloud logs SendEmailFunction[/]")
+                  "[b]localcloud logs SendEmailFunction[/]"
+                  + (f", or the console at [b]{console_url(cloud)}[/]"
+                     if cloud.answerer is Answerer.LOCALCLOUD else ""))
     return 0 if all(j.status.value == "SUCCEEDED" for j in jobs) else 1
 
 
@@ -213,24 +223,6 @@ def cmd_invoke(cloud: LocalCloud, args: argparse.Namespace) -> int:
               f"Init Duration: {invocation.init_ms:.2f} ms Max Memory Used: {invocation.max_memory_mb} MB[/]")
     print(json.dumps(invocation.response if invocation.ok else invocation.error, indent=2, default=str))
     return 0 if invocation.ok else 1
-
-
-LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
-
-
-def log_line_matches(message: str, job: str | None, level: str | None) -> bool:
-    """--job and --level look inside Powertools' JSON lines (moto ignores JSON filter patterns)."""
-    if not job and not level:
-        return True
-    try:
-        record = json.loads(message)
-    except json.JSONDecodeError:
-        return False
-    if not isinstance(record, dict):
-        return False
-    if job and job not in str(record.get("correlation_id") or record.get("job_id") or ""):
-        return False
-    return not level or LEVELS.get(str(record.get("level")).upper(), 0) >= LEVELS[level]
 
 
 def cmd_logs(cloud: LocalCloud, args: argparse.Namespace) -> int:
@@ -424,6 +416,24 @@ def cmd_contact(cloud: LocalCloud, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_console(cloud: LocalCloud, args: argparse.Namespace) -> int:
+    """Our emulator serves the console itself; for another endpoint (LocalStack, AWS) it is served here."""
+    cloud.connect()
+    if cloud.answerer is Answerer.LOCALCLOUD:
+        out.print(f"Console: [b]{console_url(cloud)}[/] (served by the embedded local cloud)")
+        return 0
+    from localcloud.console.app import ConsoleApp, serve
+
+    server = serve(ConsoleApp(lambda: cloud.settings), args.port)
+    out.print(f"Console for {cloud.settings.endpoint}: [b]http://127.0.0.1:{args.port}{CONSOLE_PREFIX}[/] "
+              "(this machine only). Ctrl-C to stop.")
+    try:
+        _until_interrupted()
+    finally:
+        server.shutdown()
+    return 0
+
+
 def cmd_stop(cloud: LocalCloud, args: argparse.Namespace) -> int:
     stopped = stop_background_emulator(cloud.settings.state_dir)
     out.print("stopped the background emulator" if stopped else "no background emulator was running")
@@ -437,10 +447,16 @@ def cmd_docker_host(cloud: LocalCloud, args: argparse.Namespace) -> int:
     out.print(f"Docker with host networking for SAM CLI: [b]export DOCKER_HOST={endpoint.docker_host}[/] "
               "(docs/sam-local.md). Ctrl-C to stop.")
     try:
+        _until_interrupted()
+    finally:
+        endpoint.close()
+    return 0
+
+
+def _until_interrupted() -> None:
+    """Serve until Ctrl-C."""
+    try:
         while True:
             time.sleep(1)
     except KeyboardInterrupt:
         pass
-    finally:
-        endpoint.close()
-    return 0

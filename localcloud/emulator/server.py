@@ -2,7 +2,8 @@
 
 Beside the AWS APIs it answers, under `/_localcloud/` (as LocalStack keeps its own under `/_localstack/`):
 - `GET /_localcloud/health`: who answers here (so the CLI can tell this emulator from a plain moto);
-- `GET /_localcloud/ses/messages`: the messages moto's SES accepted (SES has no API to list them).
+- `GET /_localcloud/ses/messages`: the messages moto's SES accepted (SES has no API to list them);
+- everything else under it: the web console (localcloud/console/), reading the stack through this endpoint.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 HEALTH_PATH = "/_localcloud/health"
 SES_MESSAGES_PATH = "/_localcloud/ses/messages"
+CONSOLE_PREFIX = "/_localcloud/"
 SERVICE_NAME = "welcome-pipeline localcloud"
 
 
@@ -29,9 +31,15 @@ def _ses_messages() -> list[dict[str, Any]]:
             for m in backend.sent_messages if hasattr(m, "subject")]
 
 
-def with_local_routes(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+def with_local_routes(app: Callable[..., Iterable[bytes]],
+                      console: Callable[..., Iterable[bytes]] | None = None) -> Callable[..., Iterable[bytes]]:
     def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
+        if console is not None and path.startswith(CONSOLE_PREFIX) and path not in (HEALTH_PATH, SES_MESSAGES_PATH):
+            return console(environ, start_response)
+        if console is not None and path == CONSOLE_PREFIX.rstrip("/"):
+            start_response("308 Permanent Redirect", [("Location", CONSOLE_PREFIX), ("Content-Length", "0")])
+            return [b""]
         if path == HEALTH_PATH:
             from moto.cloudformation.parsing import get_model_map
 
@@ -63,7 +71,12 @@ def main(argv: list[str] | None = None) -> None:
     # One log line per request cost an eighth of the server's time under load; warnings and errors stay.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    run_simple(args.host, args.port, with_local_routes(DomainDispatcherApplication(create_backend_app)),
+    from localcloud.config import CloudSettings
+    from localcloud.console.app import ConsoleApp
+
+    # The console reads the stack through this very endpoint, as any client would.
+    console = ConsoleApp(lambda: CloudSettings.load(endpoint=f"http://127.0.0.1:{args.port}"))
+    run_simple(args.host, args.port, with_local_routes(DomainDispatcherApplication(create_backend_app), console),
                threaded=True, use_reloader=False, request_handler=MotoRequestHandler)
 
 

@@ -187,3 +187,44 @@ def test_a_dead_letter_s_pseudonym_leads_back_to_its_contact(stores):
     found = ledger.entry_for_pseudonym(TEST_PSEUDONYMS.of("c1@example.com"))
     assert found is not None and (found.email, found.row) == ("c1@example.com", 1)
     assert ledger.entry_for_pseudonym(TEST_PSEUDONYMS.of("nobody@example.com")) is None
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def pipeline(request) -> Iterator:
+    """The send path (tests/unit/pipeline.py) on the fakes, and on the DynamoDB adapters."""
+    from tests.unit.pipeline import Pipeline
+
+    quiet = {"bounce_rate": 0.0, "block_rate": 0.0}
+    if request.param == "memory":
+        yield Pipeline(provider_settings=quiet)
+        return
+    with mock_aws():
+        deployment = deploy(CloudSettings.load(), client_factory=lambda service: boto3.client(service))
+        yield Pipeline(deployment=deployment, provider_settings=quiet)
+
+
+def batch_with_duplicates(pipeline, first: str, *emails: str) -> str:
+    """A message of `first` then `emails` (repeats allowed: a file past the reader's memory of addresses)."""
+    from common.domain.messages import ContactBatch, Delivery
+
+    # The file itself has distinct addresses (the parser counts its own in-file duplicates); its message is
+    # then rewritten with the repeats.
+    job_id = pipeline.upload(first, "".join(f"N{i}, placeholder{i}@example.com\n" for i in range(len(emails))))
+    message = pipeline.inbox[-1]
+    batch = ContactBatch.decode(message.body)
+    message.body = ContactBatch(job_id=batch.job_id, source_key=batch.source_key, deliveries=tuple(
+        Delivery(email=e, name=f"N{i}", row=i + 1) for i, e in enumerate(emails))).encode()
+    return job_id
+
+
+def test_duplicates_inside_a_message_and_across_files_are_counted_once_each(pipeline):
+    # Given a message whose second row repeats its first (its first ledger write is then a duplicate mark),
+    # and a second file that repeats an address the first one sent to
+    first = batch_with_duplicates(pipeline, "incoming/a.csv", "ann@example.com", "ann@example.com", "bob@example.com")
+    pipeline.drain(redeliver_each=True)
+    second = batch_with_duplicates(pipeline, "incoming/b.csv", "bob@example.com", "cy@example.com")
+    pipeline.drain(redeliver_each=True)
+    # Then each address got one email and each repeat is one duplicate, however often its message came
+    assert pipeline.delivered_per_address() == {"ann@example.com": 1, "bob@example.com": 1, "cy@example.com": 1}
+    assert (pipeline.job(first).sent, pipeline.job(first).duplicate) == (2, 1)
+    assert (pipeline.job(second).sent, pipeline.job(second).duplicate) == (1, 1)

@@ -29,7 +29,9 @@ EQUIVALENTS = Path(__file__).with_name("equivalents.txt")
 TARGET = 0.95
 MODULES = ["common/domain/sending.py", "common/domain/ledger.py", "common/domain/contacts.py",
            "common/domain/parsing.py", "common/domain/feedback.py", "common/adapters/sqs.py"]
-TESTS = ["tests/unit", "tests/adapters/test_queue.py"]
+# The fast tests: the domain on in-memory fakes, the queue adapter on a fake client, and the ledger and jobs
+# contract on both the fakes and the DynamoDB adapters (moto in-process): seconds, not minutes.
+TESTS = ["tests/unit", "tests/adapters/test_queue.py", "tests/contract"]
 _RESULT = re.compile(r"^\s*(?P<mutant>[\w.]+__mutmut_\d+): (?P<status>[\w ]+?)\s*$")
 
 
@@ -91,22 +93,23 @@ def main() -> int:
     for line in listing.splitlines():
         if match := _RESULT.match(line):
             mutant, status = match["mutant"], match["status"]
+            if status not in ("killed", "timeout"):  # "no tests" (no fast test runs this code) and the rest
+                status = "survived"                # count as survivors: nothing leaves the score unseen
             if status == "survived" and mutant in known:
                 status = "equivalent"
             statuses[module_of(mutant)][status] += 1
             if status == "survived":
                 unexplained.append(mutant)
-    print(f"{'module':<32} {'mutants':>7} {'killed':>7} {'equiv.':>7} {'survived':>8} {'other':>6} {'score':>6}")
+    print(f"{'module':<32} {'mutants':>7} {'killed':>7} {'equiv.':>7} {'survived':>8} {'score':>6}")
     failing = False
     for module in args.modules:
         counts = statuses.get(module, Counter())
         total = sum(counts.values())
         killed = counts["killed"] + counts["timeout"]
-        other = total - killed - counts["equivalent"] - counts["survived"]
-        scored = total - counts["equivalent"] - other
+        scored = total - counts["equivalent"]
         score = killed / scored if scored else 1.0
         failing |= score < TARGET
-        print(f"{module:<32} {total:>7} {killed:>7} {counts['equivalent']:>7} {counts['survived']:>8} {other:>6} "
+        print(f"{module:<32} {total:>7} {killed:>7} {counts['equivalent']:>7} {counts['survived']:>8} "
               f"{score:>6.1%}")
     for mutant in unexplained:
         print(f"survived: {mutant}  (see: cd .mutation && {args.mutmut} show {mutant})")

@@ -94,6 +94,16 @@ class Pipeline:
         self.reports.append(report)
         return report
 
+    def sends_take(self, seconds: float) -> None:
+        """Each provider call moves the test's clock on by this much."""
+        send = self.provider.send
+
+        def slow_send(request):
+            self.clock += seconds
+            return send(request)
+
+        self.provider.send = slow_send
+
     def crash_once_at(self, step: str) -> None:
         """Make the next delivery die at a step: before_claim, after_claim, before_settle or after_settle."""
         ledger = self.ledger

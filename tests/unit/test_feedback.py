@@ -95,3 +95,78 @@ def test_a_bounce_s_diagnostic_code_keeps_its_meaning_but_not_the_address_it_quo
     (bounce,) = read_ses_event(ses_event("ses_bounce.json", kind_changes=bounce_fields))
     assert bounce.detail == "Permanent/General: smtp; 550 5.1.1 <<address>>: unknown"
     assert bounce.email == "ann.lee@example.com"  # the ledger still finds her
+
+
+# -- every field of what feedback reads and records ---------------------------------------------------------
+def test_a_notification_style_event_and_its_details_are_read_in_full():
+    # Given an SES *notification* (notificationType, as identity notifications send), with a status but no
+    # diagnostic code, in an SNS envelope
+    event = {"notificationType": "Bounce", "mail": {"messageId": "m-1"},
+             "bounce": {"bounceType": "Permanent", "bounceSubType": "Suppressed",
+                        "bouncedRecipients": [{"emailAddress": " Ann.Lee@Example.com ", "status": "5.1.1"}]}}
+    (bounce,) = read_ses_event(json.dumps({"Type": "Notification", "Message": json.dumps(event)}))
+    assert (bounce.kind, bounce.email, bounce.provider_message_id, bounce.permanent, bounce.detail) == (
+        FeedbackKind.BOUNCE, "ann.lee@example.com", "m-1", True, "Permanent/Suppressed: 5.1.1")
+
+
+def test_a_bounce_without_a_code_or_status_is_described_by_its_type_alone():
+    event = {"eventType": "Bounce", "mail": {"messageId": "m-1"},
+             "bounce": {"bounceType": "Transient", "bounceSubType": "MailboxFull",
+                        "bouncedRecipients": [{"emailAddress": "ann@example.com"}]}}
+    (bounce,) = read_ses_event(json.dumps(event))
+    assert (bounce.permanent, bounce.detail) == (False, "Transient/MailboxFull")
+
+
+def test_a_complaint_without_a_feedback_type_says_unspecified():
+    event = {"eventType": "Complaint", "mail": {"messageId": "m-1"},
+             "complaint": {"complainedRecipients": [{"emailAddress": "ann@example.com"}]}}
+    (complaint,) = read_ses_event(json.dumps(event))
+    assert complaint.detail == "complaint: unspecified"
+
+
+def test_a_message_field_without_the_sns_envelope_is_not_unwrapped():
+    # An SES event that happens to carry a "Message" key is still read as itself
+    event = json.loads(ses_event("ses_bounce.json"))
+    event["Message"] = "not json"
+    (bounce,) = read_ses_event(json.dumps(event))
+    assert bounce.email == "ann.lee@example.com"
+
+
+def test_an_unreadable_event_says_what_was_wrong():
+    with pytest.raises(MalformedFeedback, match=r"^not an SES event: KeyError\('mail'\)$"):
+        read_ses_event(json.dumps({"eventType": "Bounce"}))
+
+
+def test_an_address_that_is_not_valid_is_still_compared_lower_cased():
+    event = json.loads(ses_event("ses_bounce.json"))
+    event["bounce"]["bouncedRecipients"][0]["emailAddress"] = " Not An Address "
+    (bounce,) = read_ses_event(json.dumps(event))
+    assert bounce.email == "not an address"
+
+
+def test_feedback_results_and_letters_carry_the_contact_s_job_row_and_attempt(sent_to_ann):
+    pipeline, message_id = sent_to_ann
+    soft = json.loads(ses_event("ses_bounce.json", message_id, {"bounceType": "Transient"}))
+    unknown = json.loads(ses_event("ses_bounce.json", "m-other"))
+    unknown["bounce"]["bouncedRecipients"][0]["emailAddress"] = "nobody@example.com"
+    hard = read_ses_event(ses_event("ses_bounce.json", message_id))
+    feedbacks = read_ses_event(json.dumps(soft)) + read_ses_event(json.dumps(unknown)) + hard
+    # When a soft bounce, a bounce of an address we never sent to, and Ann's hard bounce are applied
+    results = apply_feedback(feedbacks, pipeline.ledger, pipeline.queue)
+    # Then each result names its feedback, what was done, and where the contact came from
+    job_id = pipeline.job_ids[0]
+    assert [(r.feedback, r.move, r.job_id, r.row) for r in results] == [
+        (feedbacks[0], None, "", 0), (feedbacks[1], FeedbackMove.NOT_OURS, "", 0),
+        (feedbacks[2], FeedbackMove.MOVED, job_id, 1)]
+    # And Ann's letter carries her contact, job, file, row, attempt and the bounce's detail
+    (letter,) = pipeline.queue.letters
+    assert (letter.reason, letter.email, letter.name, letter.job_id, letter.source_key, letter.row, letter.attempt,
+            letter.provider_response) == (DeadLetterReason.BOUNCED, "ann.lee@example.com", "Name 0", job_id,
+                                          "incoming/a.csv", 1, 1, "Permanent/General: smtp; 550 5.1.1 user unknown")
+
+
+def test_a_diagnostic_code_is_kept_whole_to_its_last_character():
+    event = json.loads(ses_event("ses_bounce.json"))
+    event["bounce"]["bouncedRecipients"][0]["diagnosticCode"] = "smtp; 550 5.7.1 rejected by MX"
+    (bounce,) = read_ses_event(json.dumps(event))
+    assert bounce.detail == "Permanent/General: smtp; 550 5.7.1 rejected by MX"

@@ -43,3 +43,10 @@ def test_a_slot_already_past_is_skipped_not_used_late():
     now[0] = first + 0.35  # the sender was held up for 3.5 slots
     second = pacer.next_start()
     assert second >= now[0] - 0.05
+
+
+def test_a_send_may_start_up_to_half_a_slot_after_its_slot_and_no_later():
+    pacer = SendPacer(max_rate=11, slots=None)  # 10 slots a second: 0.1 s wide
+    assert pacer.on_time(start=5.0, now=5.0) and pacer.on_time(start=5.0, now=5.05)
+    assert not pacer.on_time(start=5.0, now=5.051)
+    assert pacer.on_time(start=5.0, now=4.0)  # early: it waits

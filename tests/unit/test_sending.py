@@ -361,13 +361,7 @@ def test_a_stale_copy_of_a_retry_never_takes_over_the_claim_of_its_twin(pipeline
 def test_sends_stop_before_the_invocation_times_out_and_the_rest_is_sent_on_redelivery(pipeline):
     # Given each send takes 10 s and the invocation has 25 s left
     pipeline.upload("incoming/a.csv", rows(*(f"c{n}@example.com" for n in range(5))))
-    send = pipeline.provider.send
-
-    def slow_send(request):
-        pipeline.clock += 10
-        return send(request)
-
-    pipeline.provider.send = slow_send
+    pipeline.sends_take(10)
     message = pipeline.inbox.popleft()
     # When the batch is delivered
     report = pipeline.deliver(message, seconds_left=25)

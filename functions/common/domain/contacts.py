@@ -240,7 +240,7 @@ def _excel_separator(line: str) -> str | None:
     return text[4] if len(text) == 5 and text[:4].lower() == "sep=" else None
 
 
-def _header_layout(fields: list[str], delimiter: str = ",") -> Layout | None:
+def _header_layout(fields: list[str], delimiter: str) -> Layout | None:
     labels = [header_label(field) for field in fields]
 
     def first(names: set[str]) -> int | None:

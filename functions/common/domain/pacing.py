@@ -5,7 +5,8 @@ Time is cut into slots of 1/q seconds, q = MaxSendRate - 1 (one slot of headroom
 starts a little after its slot). A shared counter in DynamoDB hands out slot numbers, a few at a
 time, and never the same slot twice: so no two sends anywhere start in the same slot, and no
 one-second window holds more than MaxSendRate starts. A slot missed by more than half its width
-is skipped, not used late.
+is skipped, not used late: when it is handed out, and again when its sender wakes up for it (on a
+busy machine a thread may wake late, and late starts would bunch into the next second's slots).
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ class SendPacer:
         self._mine: deque[int] = deque()
         self._lock = threading.Lock()
         self.reservations = 0
+
+    def on_time(self, start: float, now: float) -> bool:
+        """Whether a send may still start now in the slot that starts at `start`."""
+        return now - start <= 0.5 / self.slots_per_second
 
     def next_start(self) -> float:
         """The time this caller's next send may start (wait until then)."""

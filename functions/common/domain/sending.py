@@ -124,13 +124,12 @@ def deliver_message(body: str, carrier: str, ports: SendPorts, policy: RetryPoli
 
 def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: RetryPolicy,
                   now: float, lease_until: float, send_deadline: float | None = None) -> BatchReport:
-    report = BatchReport()
     if send_deadline is not None and ports.clock() >= send_deadline:
         # Not even the claims are worth starting: leave the whole message to its redelivery.
-        report.results += [ContactResult(batch.job_id, batch.source_key, d.row, d.email, d.attempt,
-                                         Verdict.OUT_OF_TIME, "no time left in this invocation", ready_at=now)
-                           for d in batch.deliveries]
-        return report
+        return BatchReport(results=[ContactResult(batch.job_id, batch.source_key, d.row, d.email, d.attempt,
+                                                  Verdict.OUT_OF_TIME, "no time left in this invocation", ready_at=now)
+                                    for d in batch.deliveries])
+    report = BatchReport()
     work = _Work(batch, carrier, lease_until, policy, ports.draw, now)
     to_send, to_resume = _claim(batch, carrier, work, ports, report, now)
     to_send += _take_over(work, ports, report, to_resume, now)
@@ -185,7 +184,7 @@ def _take_over(work: _Work, ports: SendPorts, report: BatchReport, to_resume: li
         if entry.unsent:
             to_send.append(claim)
         elif not ports.provider.can_look_up:
-            work.settle(claim, None, report, unknown=True)
+            work.settle(claim, None, report)  # None: the outcome cannot be known
         elif (known := ports.provider.look_up(work.idempotency_key(claim))) is not None:
             work.settle(claim, known, report)
         else:
@@ -256,12 +255,14 @@ def _send_safely(ports: SendPorts, deadline: float | None) -> Callable[[EmailReq
     clock = ports.clock
 
     def send(request: EmailRequest) -> SendAttempt:
-        if ports.pacer is not None:
+        while ports.pacer is not None:
             start = ports.pacer.next_start()
             if deadline is not None and start >= deadline:
                 return DeadlineReached("no send slot before this invocation's deadline; not started"), 0.0
             if (wait := start - clock()) > 0:
                 ports.sleep(wait)
+            if ports.pacer.on_time(start, clock()):
+                break  # else this thread woke too late for its slot: take the next one
         if deadline is not None and clock() >= deadline:
             return DeadlineReached("the invocation is about to time out; not started"), 0.0
         started = time.perf_counter()
@@ -311,8 +312,9 @@ class _Work:
         return ContactResult(claim.job_id, claim.source_key, claim.row, claim.email, claim.attempt, verdict, detail,
                              ready_at)
 
-    def settle(self, claim: Claim, sent: SendResult | None, report: BatchReport, unknown: bool = False) -> None:
-        if unknown or sent is None:
+    def settle(self, claim: Claim, sent: SendResult | None, report: BatchReport) -> None:
+        """`sent` None: the outcome is unknown, and the provider cannot be asked."""
+        if sent is None:
             self._move(claim, Verdict.UNKNOWN, report, "", "outcome unknown and the provider cannot be asked")
         elif sent.outcome is Outcome.DELIVERED:
             self._move(claim, Verdict.SENT, report, sent.provider_message_id, sent.detail)
