@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,17 @@ def ses_cloud(tmp_path, monkeypatch):
     emulator.stop()
 
 
+def twice_emailed(cloud, accepted) -> str:
+    """For a failure message: each address SES took more than one email for, with its ledger item and its
+    send_email log lines (by pseudonym), so that a second email can be traced to the path that sent it."""
+    counts = Counter(m.to for m in accepted)
+    report = []
+    for address in [a for a, n in counts.items() if n > 1]:
+        lines = [e["message"] for e in cloud.log_events("SendEmailFunction", contains=cloud.pseudonym(address))]
+        report.append(f"{address}: {counts[address]} emails; ledger {cloud.contact(address)}; logs {lines}")
+    return "\n".join(report) or "no address was emailed twice"
+
+
 def test_a_file_is_emailed_through_ses_and_a_later_hard_bounce_moves_its_contact(ses_cloud, tmp_path):
     cloud = ses_cloud
     # Given a file of 150 contacts, sent through SES at no more than 50 emails a second
@@ -40,7 +52,7 @@ def test_a_file_is_emailed_through_ses_and_a_later_hard_bounce_moves_its_contact
     assert (job.status.value, job.rows, job.bounced) == ("SUCCEEDED", 150, 0)
     assert job.sent == job.rows - job.invalid - job.duplicate
     accepted = cloud.outbox()
-    assert len(accepted) == len({m.to for m in accepted}) == job.sent
+    assert len(accepted) == len({m.to for m in accepted}) == job.sent, twice_emailed(cloud, accepted)
     assert all(m.subject == "Welcome!" and "Welcome!" in m.body for m in accepted)
     # When SES later reports a hard bounce for one of those emails
     bounced = accepted[7]
