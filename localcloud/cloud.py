@@ -190,13 +190,12 @@ class LocalCloud:
         filters = self.key_filters
         for path in paths:
             self.check_importable(prefix + path.name, filters)
-        uploaded = []
-        s3 = self.client("s3")
-        for path in paths:
-            key = prefix + path.name
-            etag = s3.put_object(Bucket=self.bucket, Key=key, Body=path.read_bytes())["ETag"].strip('"')
-            uploaded.append(Uploaded(key=key, job_id=Upload(bucket=self.bucket, key=key, etag=etag).job_id))
-        return uploaded
+        return [self.put_upload(prefix + path.name, path.read_bytes()) for path in paths]
+
+    def put_upload(self, key: str, body: bytes) -> Uploaded:
+        """One PutObject, as `aws s3 cp` makes it; the job id follows from the object's ETag."""
+        etag = self.client("s3").put_object(Bucket=self.bucket, Key=key, Body=body)["ETag"].strip('"')
+        return Uploaded(key=key, job_id=Upload(bucket=self.bucket, key=key, etag=etag).job_id)
 
     def invoke(self, function: str, event: Any) -> Any:
         from localcloud.runtime.runtime import LambdaRuntime
@@ -272,9 +271,10 @@ class LocalCloud:
         return self._ledger().entry(normalise_email(email))
 
     def outbox_attempts(self, entry: LedgerEntry) -> list[OutboxEntry]:
-        """The provider's record of each attempt of a contact's claim (simulated provider only: SES keeps none)."""
+        """The provider's record of each attempt of a contact's claim: the simulated provider's outbox, or, with
+        SES, the messages the emulator's SES accepted for that address (SES keeps no attempt numbers)."""
         if self.email_provider == "ses":
-            return [e for e in self._ses_sent_messages() if entry.email in e.to]
+            return [e for e in self._ses_sent_messages() if entry.email in e.to.split(", ")]
         outbox = DynamoOutbox(self.deployed.output("OutboxTableName"), self.client("dynamodb"))
         return [found for attempt in range(1, entry.attempt + 1)
                 for found in outbox.find(f"{entry.token}#{attempt}")]

@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import quote
 
 from common.domain.contacts import normalise_email
-from common.domain.jobs import Upload
 from common.domain.lines import HEAD_BYTES, NotText, detect_encoding
 from common.domain.redrive import REDRIVABLE
 from localcloud.cloud import LEVELS, UPLOAD_PREFIX, LocalCloud, NotImported, log_line_matches
@@ -166,9 +165,8 @@ class ConsoleApi:
             self.cloud.check_importable(key)
         except NotImported as error:
             raise ConsoleError(str(error), status=415) from None
-        response = self.cloud.client("s3").put_object(Bucket=self.cloud.bucket, Key=key, Body=body)
-        job_id = Upload(bucket=self.cloud.bucket, key=key, etag=response["ETag"].strip('"')).job_id
-        return {"key": key, "s3": f"s3://{self.cloud.bucket}/{key}", "job_id": job_id, "bytes": len(body)}
+        uploaded = self.cloud.put_upload(key, body)
+        return {"key": key, "s3": f"s3://{self.cloud.bucket}/{key}", "job_id": uploaded.job_id, "bytes": len(body)}
 
     def redrive(self, reason: str) -> dict[str, Any]:
         if reason not in REDRIVABLE:
