@@ -17,9 +17,8 @@ pytestmark = [pytest.mark.e2e,
 
 @pytest.mark.timeout(600)
 def test_processes_killed_at_random_lose_nothing_and_send_nothing_twice(tmp_path):
-    # Given 3,000 rows in four files, uploaded one after another over 15 s (or more, up to 45 s, until every kind was killed
-    # its minimum) of random SIGKILLs, the runtime
-    # itself killed and started again halfway
+    # Given 3,000 rows in four files, uploaded one after another over 15 s of random SIGKILLs (longer, up to 45 s,
+    # until every kind was killed its minimum), the runtime itself killed and started again halfway
     run = subprocess.run([sys.executable, "-m", "bench.chaos", "--rows", "3000", "--files", "4", "--seconds", "15",
                           "--seed", "1", "--settle-timeout", "400", "--workdir", str(tmp_path), "--json"],
                          capture_output=True, text=True, timeout=580)
