@@ -3,15 +3,17 @@
 For each size, two seed-format files (half the contacts each, overlapping so that about 10% of the
 contacts repeat across files, and about 10% of lines repeating within a file) go through a fresh
 emulator with the template's own settings (the seed's latency model: 10% of sends take 1-5 s).
-Measured: wall seconds from upload to every job SUCCEEDED; the floor of that run (sum of the
-simulated latencies of every send attempt / sends that may be in flight at once); AWS requests per
-1,000 contacts by service and operation (counted by botocore events in the runtime's workers);
-the parse invocations' peak memory. Results are printed and written to bench/results.md.
+Measured per run: wall seconds from upload to every job SUCCEEDED; the run's critical path (the
+longest chain of one contact's simulated send latencies plus the retry delays send_email scheduled
+for it, which no schedule can beat) and our ratio to it; CPU seconds per 1,000 contacts by process
+kind; AWS requests per contact (counted by botocore events in the runtime's workers); the parse
+invocations' peak memory. Results are printed and written to bench/results.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
@@ -19,9 +21,11 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from bench import charts
 from common.adapters.simulated import SimulatedProvider
@@ -41,7 +45,6 @@ class Run:
     contacts: int
     rows: int
     seconds: float
-    floor_seconds: float
     requests: dict[str, int]
     parse_peak_mb: int
     sent: int
@@ -56,6 +59,19 @@ class Run:
     progress: list[tuple[float, int]] = field(default_factory=list)  # (seconds after the upload, rows settled)
     arrivals: list[float] = field(default_factory=list)  # when the provider received each attempt
     latencies: list[float] = field(default_factory=list)  # the provider's latency of each attempt
+    critical_path_seconds: float = 0.0
+    retry_hops: list[float] = field(default_factory=list)  # seconds each retry came later than latency + delay
+
+    @property
+    def cpu_per_thousand(self) -> dict[str, float]:
+        """CPU seconds per 1,000 contacts (rows) by process kind, and their total."""
+        per = {name: seconds * 1000 / self.rows for name, seconds in (self.cpu_seconds or {}).items()}
+        return per | {"total": sum(per.values())}
+
+    def requests_per_contact(self, service: str) -> float:
+        """The pipeline's own requests (the simulated provider's outbox writes left out)."""
+        return sum(count for name, count in self.requests.items() if name.startswith(service + ".")
+                   and ":" not in name and name != "dynamodb.BatchWriteItem") / self.rows
 
 
 # Public list prices, us-east-1, as of 2026-11 (on-demand; free tiers ignored).
@@ -101,6 +117,47 @@ def cost_per_million(run: Run) -> list[tuple[str, float, str]]:
     ]
 
 
+CPU_KINDS = ("emulator (moto server)", "function environments", "local runtime and bench")
+
+
+def critical_path(attempts: list[tuple[str, int]], latency_for: Callable[[str, int], float],
+                  delay_after: Callable[[str, int], float]) -> float:
+    """The longest chain of one contact's attempts: each attempt's send latency, plus the delay its retry
+    was scheduled with when one was (attempts: (address, attempt number) of every send the provider got)."""
+    chains: Counter[str] = Counter()
+    for email, attempt in attempts:
+        chains[email] += latency_for(email, attempt) + delay_after(email, attempt)
+    return max(chains.values(), default=0.0)
+
+
+def retry_hops(attempts: list[tuple[str, int, float]], latency_for: Callable[[str, int], float],
+               delay_after: Callable[[str, int], float]) -> list[float]:
+    """For each retry (attempts: address, attempt number, when the provider got it): how much later it came
+    than the previous attempt's arrival + its send latency + its retry delay. That is the pipeline's own
+    time per hop: waiting for the message's wave to settle, sending the retry, polling, invoking."""
+    arrived = {(email, attempt): at for email, attempt, at in attempts}
+    return [at - arrived[(email, attempt - 1)] - latency_for(email, attempt - 1) - delay_after(email, attempt - 1)
+            for email, attempt, at in attempts if (email, attempt - 1) in arrived]
+
+
+class RetryDelays:
+    """The retry delays send_email scheduled, read from its log lines as each invocation ends:
+    (contact pseudonym, attempt) -> seconds."""
+
+    MARK = '"retry_in_seconds"'
+
+    def __init__(self) -> None:
+        self.seconds: dict[tuple[str, int], int] = {}
+
+    def on_invocation(self, invocation: Any) -> None:
+        if self.MARK not in invocation.log:
+            return
+        for line in invocation.log.splitlines():
+            if self.MARK in line:
+                record = json.loads(line)
+                self.seconds[(record["contact"], int(record["attempt"]))] = int(record["retry_in_seconds"])
+
+
 def _process_cpu_seconds(pid: int) -> float:
     """user + system CPU of a live process (Linux /proc), 0 when it cannot be read."""
     try:
@@ -111,7 +168,6 @@ def _process_cpu_seconds(pid: int) -> float:
 
 
 def one_run(contacts: int, workdir: Path, overrides: dict[str, str] | None = None, clean: bool = False) -> Run:
-    own_before = resource.getrusage(resource.RUSAGE_SELF)
     half = contacts // 2
     overlap = 0 if clean else contacts // 10
     options = {"duplicate_rate": 0.0, "tag_every": 0} if clean else {}
@@ -119,13 +175,25 @@ def one_run(contacts: int, workdir: Path, overrides: dict[str, str] | None = Non
              write_sample(workdir / f"bench-{contacts}-b.csv", half, start=half - overlap, **options)]
     emulator = start_emulator(f"http://127.0.0.1:{free_port()}", workdir / "moto.log", detached=False)
     try:
-        cloud = LocalCloud(CloudSettings.load(endpoint=emulator.endpoint, overrides=overrides)).start()
+        delays = RetryDelays()
+        cloud = LocalCloud(CloudSettings.load(endpoint=emulator.endpoint, overrides=overrides)).start(
+            on_invocation=delays.on_invocation)
         try:
+            def cpu_now() -> dict[str, float]:
+                own = resource.getrusage(resource.RUSAGE_SELF)
+                return {CPU_KINDS[0]: _process_cpu_seconds(emulator.process.pid) if emulator.process else 0.0,
+                        CPU_KINDS[1]: sum(_process_cpu_seconds(pid) for pool in cloud.runtime.pools.values()
+                                          for pid in pool.idle_pids),
+                        CPU_KINDS[2]: own.ru_utime + own.ru_stime}
+
+            # From the upload on: the stack's deployment and the files' writing are not the run's.
+            cpu_before = cpu_now()
             started, started_at = time.monotonic(), time.time()
             progress: list[tuple[float, int]] = []
             jobs = cloud.wait(cloud.upload(files), timeout=3600, on_progress=lambda jobs: progress.append(
                 (time.monotonic() - started, sum(job.settled for job in jobs))))
             seconds = time.monotonic() - started
+            cpu_seconds = {kind: used - cpu_before.get(kind, 0.0) for kind, used in cpu_now().items()}
             if not all(job.status.value == "SUCCEEDED" for job in jobs):
                 raise RuntimeError(f"the benchmark's jobs did not succeed: {jobs}")
             parameters = cloud.deployment.parameters
@@ -136,9 +204,15 @@ def one_run(contacts: int, workdir: Path, overrides: dict[str, str] | None = Non
                 slow_max_seconds=float(parameters["SimulatedSlowMaxSeconds"]), outbox_table=""), outbox=None)
             outbox = cloud.outbox()
             latencies = [provider.latency_for(e.to, e.attempt) for e in outbox]
-            latency = sum(latencies)
             arrivals = [datetime.fromisoformat(e.received_at).timestamp() for e in outbox]
-            in_flight = int(parameters["SendMaxConcurrency"]) * int(parameters["SendsInFlight"])
+            pseudonyms = cloud.pseudonyms()
+
+            def delay_after(email: str, attempt: int) -> float:
+                return delays.seconds.get((pseudonyms.of(email), attempt), 0)
+
+            critical = critical_path([(e.to, e.attempt) for e in outbox], provider.latency_for, delay_after)
+            hops = retry_hops([(e.to, e.attempt, at) for e, at in zip(outbox, arrivals, strict=True)],
+                              provider.latency_for, delay_after)
             request_counts = sum((pool.aws_requests for pool in cloud.runtime.pools.values()), Counter())
             parse = cloud.runtime.pools["ParseCsvFunction"].invocations
             every = [(pool.spec.memory_mb, i) for pool in cloud.runtime.pools.values() for i in pool.invocations]
@@ -148,24 +222,19 @@ def one_run(contacts: int, workdir: Path, overrides: dict[str, str] | None = Non
             if failures or failed_invocations:
                 print(f"  local runtime: {len(failures)} event-source errors {failures[:3]}, "
                       f"{len(failed_invocations)} failed invocations {failed_invocations[:3]}", file=sys.stderr)
-            own = resource.getrusage(resource.RUSAGE_SELF)
-            cpu_seconds = {
-                "emulator (moto server)": _process_cpu_seconds(emulator.process.pid) if emulator.process else 0.0,
-                "function environments": sum(_process_cpu_seconds(pid) for pool in cloud.runtime.pools.values()
-                                             for pid in pool.idle_pids),
-                "local runtime and bench": own.ru_utime + own.ru_stime - own_before.ru_utime - own_before.ru_stime}
             first_attempts = [a for a, e in zip(arrivals, outbox, strict=True) if e.attempt == 1]
             milestones = {"every file parsed": max(i.ended_at for i in parse) - started_at,
                           "last first attempt sent": max(first_attempts) - started_at,
                           "last retry sent": max(arrivals) - started_at, "every job SUCCEEDED": seconds}
             return Run(contacts=contacts, rows=sum(j.rows for j in jobs), seconds=seconds,
-                       floor_seconds=latency / in_flight, requests=request_counts,
+                       requests=request_counts,
                        parse_peak_mb=max(i.max_memory_mb for i in parse), sent=sum(j.sent for j in jobs),
                        attempts=len(outbox), peak_sends_per_second=peak_per_second(arrivals),
                        max_send_rate=float(parameters["MaxSendRate"]),
                        gb_seconds=sum(memory / 1024 * i.duration_ms / 1000 for memory, i in every),
                        invocations=len(every), event_source_requests=dict(poller), milestones=milestones,
-                       cpu_seconds=cpu_seconds, progress=progress, arrivals=arrivals, latencies=latencies)
+                       cpu_seconds=cpu_seconds, progress=progress, arrivals=arrivals, latencies=latencies,
+                       critical_path_seconds=critical, retry_hops=hops)
         finally:
             cloud.close()
     finally:
@@ -198,26 +267,48 @@ def chart_section(runs: dict[int, list[Run]], results: Path) -> list[str]:
 
 
 def report(runs: dict[int, list[Run]], command: str, written_to: Path | None = None) -> str:
-    lines = ["# Benchmark", "", f"`{command}` on this machine ({time.strftime('%Y-%m-%d')}).", "",
-             "| contacts | rows | runs | median wall s | contacts/s | floor s | wall / floor | parse peak MB |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["# Benchmark", "", f"`{command}` on this machine ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores).",
+             "", "Medians of the runs:", "",
+             "| contacts | runs | wall s | critical path s | wall / critical path | contacts/s "
+             "| CPU s per 1,000 contacts | SQS requests per contact | DynamoDB requests per contact | parse peak MB |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for contacts, measured in runs.items():
         wall = statistics.median(r.seconds for r in measured)
-        floor = statistics.median(r.floor_seconds for r in measured)
-        lines.append(f"| {contacts:,} | {measured[0].rows:,} | {len(measured)} | {wall:.1f} | "
-                     f"{measured[0].rows / wall:.0f} | {floor:.1f} | {wall / floor:.1f} | "
-                     f"{max(r.parse_peak_mb for r in measured)} |")
+        lines.append(
+            f"| {contacts:,} | {len(measured)} | {wall:.1f} | "
+            f"{statistics.median(r.critical_path_seconds for r in measured):.1f} | "
+            f"{statistics.median(r.seconds / r.critical_path_seconds for r in measured):.2f} | "
+            f"{measured[0].rows / wall:.0f} | {statistics.median(r.cpu_per_thousand['total'] for r in measured):.2f} | "
+            f"{statistics.median(r.requests_per_contact('sqs') for r in measured):.3f} | "
+            f"{statistics.median(r.requests_per_contact('dynamodb') for r in measured):.3f} | "
+            f"{max(r.parse_peak_mb for r in measured)} |")
+    lines += ["", "Every run:", "",
+              "| contacts | run | wall s | critical path s | wall / critical path | CPU s per 1,000 contacts: "
+              "emulator | environments | runtime | total | SQS req / contact | DynamoDB req / contact |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for contacts, measured in runs.items():
+        for number, r in enumerate(measured, 1):
+            cpu = r.cpu_per_thousand
+            lines.append(f"| {contacts:,} | {number} | {r.seconds:.1f} | {r.critical_path_seconds:.1f} | "
+                         f"{r.seconds / r.critical_path_seconds:.2f} | "
+                         + " | ".join(f"{cpu.get(kind, 0.0):.2f}" for kind in CPU_KINDS)
+                         + f" | {cpu['total']:.2f} | {r.requests_per_contact('sqs'):.3f} | "
+                         f"{r.requests_per_contact('dynamodb'):.3f} |")
+    lines += ["", "The critical path is the longest chain of one contact's simulated send latencies plus the retry "
+              "delays send_email scheduled for it (its `retry_in_seconds` log lines): no schedule can beat it. CPU is "
+              "user + system seconds from /proc of the emulator, of the execution environments alive at the end, and "
+              "of this process (the local runtime's pollers and log writer, and the benchmark)."]
     for contacts, measured in runs.items():
         lines += ["", f"Where the time went ({contacts:,} contacts; seconds after the upload, "
                   "median of the runs):", "", "| milestone | s |", "|---|---:|"]
         lines += [f"| {name} | {statistics.median(r.milestones[name] for r in measured):.1f} |"
                   for name in measured[0].milestones or {}]
-    for contacts, measured in runs.items():
-        run = measured[0]
-        if run.cpu_seconds:
-            lines += ["", f"CPU seconds ({contacts:,} contacts, first run, {run.seconds:.1f} s of wall time on "
-                      f"{os.cpu_count()} cores; processes still alive at the end): "
-                      + ", ".join(f"{name} {value:.1f}" for name, value in run.cpu_seconds.items()) + "."]
+        hops = sorted(hop for r in measured for hop in r.retry_hops)
+        if hops:
+            lines += ["", f"Each retry came {statistics.median(hops):.2f} s (median; 90th percentile "
+                      f"{hops[int(len(hops) * 0.9)]:.2f} s, most {hops[-1]:.2f} s) after the previous attempt's "
+                      "send latency and retry delay: the wait for its message's wave to settle, the SQS send, the "
+                      f"poll and the invocation ({len(hops):,} retries over the runs)."]
     for contacts, measured in runs.items():
         run = measured[0]
         lines += ["", f"AWS requests per 1,000 rows ({contacts:,} contacts, first run):", "",
@@ -244,9 +335,7 @@ def report(runs: dict[int, list[Run]], command: str, written_to: Path | None = N
                   f"{poller.get('sqs.DeleteMessageBatch', 0):,} DeleteMessageBatch."]
     if written_to is not None:
         lines += chart_section(runs, written_to)
-    lines += ["", "The floor is the sum of the simulated send latencies of every attempt in the outbox divided "
-              "by SendMaxConcurrency x SendsInFlight. dynamodb.BatchWriteItem is the simulated provider's "
-              "outbox, not the pipeline's own state."]
+    lines += ["", "dynamodb.BatchWriteItem is the simulated provider's outbox, not the pipeline's own state."]
     return "\n".join(lines) + "\n"
 
 
@@ -278,7 +367,10 @@ def main() -> int:
                     overrides |= {"SimulatedBounceRate": "0", "SimulatedBlockRate": "0"}
                 run = one_run(contacts, Path(workdir), overrides, clean=args.clean)
                 runs.setdefault(contacts, []).append(run)
-                print(f"{contacts} contacts, run {number + 1}: {run.seconds:.1f} s (floor {run.floor_seconds:.1f} s)",
+                print(f"{contacts} contacts, run {number + 1}: {run.seconds:.1f} s, critical path "
+                      f"{run.critical_path_seconds:.1f} s (x{run.seconds / run.critical_path_seconds:.2f}), CPU s per "
+                      f"1,000 contacts {run.cpu_per_thousand['total']:.2f} (" + ", ".join(
+                          f"{kind.split()[0]} {run.cpu_per_thousand[kind]:.2f}" for kind in CPU_KINDS) + ")",
                       file=sys.stderr)
     # The standard runs are written down, with their charts; experiments are printed only.
     results = None if args.parameter_overrides else RESULTS.with_name("results-clean.md") if args.clean else RESULTS

@@ -24,6 +24,7 @@ from common.adapters.sqs import ContactsQueue
 from common.domain.jobs import Job, Upload
 from common.domain.ledger import LedgerEntry
 from common.domain.provider import OutboxEntry
+from common.domain.pseudonyms import Pseudonyms
 from common.domain.redrive import redrive_letter
 from common.domain.vocabulary import Outcome
 from localcloud.config import CloudSettings
@@ -281,12 +282,15 @@ class LocalCloud:
 
     def pseudonym(self, email: str) -> str:
         """What the functions' log lines call this address (HMAC under the stack's generated key)."""
-        from common.adapters.secrets import read_secret
         from common.domain.contacts import normalise_email
-        from common.domain.pseudonyms import Pseudonyms
 
-        key = read_secret(self.deployed.output("PseudonymKeySecretArn"), self.client("secretsmanager"))
-        return Pseudonyms(key).of(normalise_email(email))
+        return self.pseudonyms().of(normalise_email(email))
+
+    def pseudonyms(self) -> Pseudonyms:
+        """The stack's pseudonyms of normalised addresses, its key read once (for many addresses)."""
+        from common.adapters.secrets import read_secret
+
+        return Pseudonyms(read_secret(self.deployed.output("PseudonymKeySecretArn"), self.client("secretsmanager")))
 
     def _ledger(self) -> DynamoLedger:
         return DynamoLedger(self.deployed.output("ContactsTableName"), self.deployed.output("JobsTableName"),

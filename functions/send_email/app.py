@@ -63,7 +63,7 @@ async def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> No
         log("contact " + result.verdict.value, extra={
             "correlation_id": result.job_id, "job_id": result.job_id, "file": result.source_key, "row": result.row,
             "contact": pseudonym(result.email), "attempt": result.attempt, "outcome": result.verdict.value,
-            "detail": result.detail or None})
+            "detail": result.detail or None, "retry_in_seconds": result.retry_in_seconds})
     for verdict, count in report.tally.items():
         metrics.add_metric(name=metric_name(verdict), unit=MetricUnit.Count, value=count)
     # Crash recovery at work: a message delivered again, contacts whose sender died taken over.

@@ -343,3 +343,17 @@ def test_every_dynamodb_operation_runs_under_the_emulator_s_lock_fast_paths_incl
 
     for name in atomic_transactions.SERIALISED_OPERATIONS:
         assert getattr(DynamoDBBackend, name).__code__ is atomic_transactions.serialised(len).__code__, name
+
+
+def test_a_response_class_s_method_names_listed_once_are_moto_s_own():
+    # Given the emulator's patches (applied by the test session) and moto's own listing
+    from moto.core import responses, utils
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.sqs.responses import SQSResponse
+
+    for handler in (DynamoHandler, SQSResponse):
+        # When the server looks a class's methods up twice
+        first, second = responses.method_names_from_class(handler), responses.method_names_from_class(handler)
+        # Then they are moto's own names, listed once
+        assert first == frozenset(utils.method_names_from_class(handler)) and second is first
+        assert "transact_write_items" in first or "receive_message" in first

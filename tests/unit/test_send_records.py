@@ -67,6 +67,10 @@ def test_a_first_delivery_records_each_outcome_in_full(pipeline):
     assert (bob.state, bob.provider_message_id, bob.detail) == (
         State.BOUNCED, provider_id(pipeline, "bob+bounce@example.com"), "550 5.1.1 mailbox unavailable")
     (retry,) = pipeline.queue.retries
+    # And the blocked contact's result says when it is tried again (send_email logs it), the others say nothing
+    assert {r.email: r.retry_in_seconds for r in report.results if r.retry_in_seconds is not None} == {
+        "cy+blocked@example.com": retry.delay_seconds}
+    assert retry.delay_seconds >= 1
     assert (cy.state, cy.provider_message_id, cy.detail, cy.next_attempt_at) == (
         State.BLOCKED, provider_id(pipeline, "cy+blocked@example.com"),
         "421 4.7.0 temporarily blocked, try again later", pipeline.clock + retry.delay_seconds)
@@ -227,6 +231,7 @@ def test_a_throttled_send_is_recorded_as_blocked_with_the_providers_refusal(pipe
     report = pipeline.deliver(pipeline.inbox.popleft())
     assert list(map(what, report.results)) == [(1, "ann@example.com", 1, Verdict.RETRY_SCHEDULED,
                                                  "throttled: throttled", None)]
+    assert [r.retry_in_seconds for r in report.results] == [pipeline.queue.retries[0].delay_seconds]
     entry = pipeline.ledger.entry("ann@example.com")
     assert (entry.state, entry.provider_message_id, entry.detail) == (State.BLOCKED, "", "throttled: throttled")
 

@@ -62,6 +62,7 @@ class ContactResult:
     # For a contact that comes back: when trying it again is worth it (None: after the message's
     # visibility timeout, as SQS decides).
     ready_at: float | None = None
+    retry_in_seconds: int | None = None  # RETRY_SCHEDULED: the delay its retry was sent with
 
 
 @dataclass
@@ -308,9 +309,10 @@ class _Work:
     def idempotency_key(claim: Claim) -> str:
         return f"{claim.token}#{claim.attempt}"
 
-    def result(self, claim: Claim, verdict: Verdict, detail: str = "", ready_at: float | None = None) -> ContactResult:
+    def result(self, claim: Claim, verdict: Verdict, detail: str = "", ready_at: float | None = None,
+               retry_in_seconds: int | None = None) -> ContactResult:
         return ContactResult(claim.job_id, claim.source_key, claim.row, claim.email, claim.attempt, verdict, detail,
-                             ready_at)
+                             ready_at, retry_in_seconds)
 
     def settle(self, claim: Claim, sent: SendResult | None, report: BatchReport) -> None:
         """`sent` None: the outcome is unknown, and the provider cannot be asked."""
@@ -323,7 +325,7 @@ class _Work:
         elif claim.attempt < self.policy.max_attempts:
             delay = self._delay_before(claim.attempt + 1)
             move = self._move(claim, Verdict.RETRY_SCHEDULED, report, sent.provider_message_id, sent.detail,
-                              next_attempt_at=self.now + delay)
+                              next_attempt_at=self.now + delay, retry_in_seconds=delay)
             self.retries.append((move, self._next_attempt(claim), delay))
         else:
             self._move(claim, Verdict.EXHAUSTED, report, sent.provider_message_id, sent.detail)
@@ -354,13 +356,13 @@ class _Work:
         self.letters.append((move, self._letter(claim, DEAD_LETTER_FOR_STATE[entry.state], entry.detail)))
 
     def _move(self, claim: Claim, verdict: Verdict, report: BatchReport, provider_message_id: str, detail: str,
-              next_attempt_at: float = 0.0) -> Move:
+              next_attempt_at: float = 0.0, retry_in_seconds: int | None = None) -> Move:
         """Settle as the vocabulary says: the verdict's ledger state, job counter and dead letter."""
         state, counter, letter = SETTLEMENTS[verdict]
         move = Move(claim=claim, state=state, counter=counter, provider_message_id=provider_message_id,
                     detail=detail, next_attempt_at=next_attempt_at)
         self.transitions.append(move)
-        report.results.append(self.result(claim, verdict, detail))
+        report.results.append(self.result(claim, verdict, detail, retry_in_seconds=retry_in_seconds))
         if letter is not None:
             self.letters.append((move, self._letter(claim, letter, detail)))
         return move

@@ -8,7 +8,8 @@
 - a table's sorted items kept between the pages of a Scan until an item is put or deleted (reading
   a 100k-item outbox took minutes); test: test_a_paginated_scan_sees_every_put_delete_and_update_between_its_pages;
 - a backend that exists is returned without moto's registry scan; moto's list of its own services
-  read from disk once.
+  read from disk once; a response class's method names listed once (moto runs `inspect.getmembers`
+  on the class for every request: 3.7% of the server's busy time in a 10k benchmark run).
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ def _existing_backend_first(original: Any) -> Any:
 
 def apply() -> None:
     from moto import backends
+    from moto.core import responses as core_responses
     from moto.core.base_backend import BackendDict
     from moto.dynamodb import responses as dynamodb_responses
     from moto.dynamodb.models import DynamoDBBackend
@@ -128,3 +130,7 @@ def apply() -> None:
     BackendDict.__getitem__ = _existing_backend_first(BackendDict.__getitem__)  # type: ignore[method-assign]
     moto_modules = tuple(backends.list_of_moto_modules())
     backends.list_of_moto_modules = lambda: moto_modules
+    # Response classes are defined at import and never change: their method names are listed once.
+    method_names = core_responses.method_names_from_class
+    core_responses.method_names_from_class = functools.cache(  # type: ignore[assignment]
+        lambda clazz: frozenset(method_names(clazz)))
