@@ -13,6 +13,7 @@ invocations' peak memory. Results are printed and written to bench/results.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -55,7 +56,7 @@ class Run:
     invocations: int = 0
     event_source_requests: dict[str, int] | None = None  # the SQS pollers' own requests
     milestones: dict[str, float] | None = None  # seconds after the upload
-    cpu_seconds: dict[str, float] | None = None  # by process kind, over the whole run
+    cpu_seconds: dict[str, float] | None = None  # by process kind, from the upload to every job SUCCEEDED
     progress: list[tuple[float, int]] = field(default_factory=list)  # (seconds after the upload, rows settled)
     arrivals: list[float] = field(default_factory=list)  # when the provider received each attempt
     latencies: list[float] = field(default_factory=list)  # the provider's latency of each attempt
@@ -205,10 +206,10 @@ def one_run(contacts: int, workdir: Path, overrides: dict[str, str] | None = Non
             outbox = cloud.outbox()
             latencies = [provider.latency_for(e.to, e.attempt) for e in outbox]
             arrivals = [datetime.fromisoformat(e.received_at).timestamp() for e in outbox]
-            pseudonyms = cloud.pseudonyms()
+            pseudonym = functools.cache(cloud.pseudonyms().of)  # each address has several attempts
 
             def delay_after(email: str, attempt: int) -> float:
-                return delays.seconds.get((pseudonyms.of(email), attempt), 0)
+                return delays.seconds.get((pseudonym(email), attempt), 0)
 
             critical = critical_path([(e.to, e.attempt) for e in outbox], provider.latency_for, delay_after)
             hops = retry_hops([(e.to, e.attempt, at) for e, at in zip(outbox, arrivals, strict=True)],
