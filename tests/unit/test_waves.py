@@ -24,6 +24,24 @@ def test_fast_calls_come_back_in_the_first_wave_and_slow_ones_in_the_second():
     assert all(result == inputs[index] for wave in waves for index, result in wave)
 
 
+def test_the_first_wave_is_handed_back_before_the_slow_calls_finish():
+    # Given a fast call and a slow one of 1 s, in waves with a first wave of 0.1 s
+    def call(seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=2) as executor:
+        waves = in_waves(executor, first_wave_seconds=0.1)(call, [0.0, 1.0])
+        # When the first wave is taken
+        first = next(waves)
+        first_came_after = time.monotonic() - started
+        # Then it holds the fast call, and came long before the slow one ended (its retries go out meanwhile)
+        assert first == [(0, 0.0)] and first_came_after < 0.6
+        # And the slow call comes in the second wave
+        assert list(waves) == [[(1, 1.0)]]
+
+
 def test_one_wave_runs_in_order_and_nothing_for_no_input():
     assert list(one_wave(str.upper, ["a", "b"])) == [[(0, "A"), (1, "B")]]
     assert list(one_wave(str.upper, [])) == []

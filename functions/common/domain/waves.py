@@ -33,7 +33,12 @@ def in_waves[In, Out](executor: Executor, first_wave_seconds: float, clock: Call
         while pending and (left := wave_ends - clock()) > 0:
             more, pending = wait(pending, timeout=left)
             first |= more
-        for wave in (first, wait(pending).done if pending else set()):
-            if wave:
-                yield sorted(((index_of[f], f.result()) for f in wave), key=lambda pair: pair[0])
+        if first:
+            yield _in_order(first, index_of)
+        if pending:  # waited for only once the first wave has been handed back and settled
+            yield _in_order(wait(pending).done, index_of)
     return run
+
+
+def _in_order[Out](wave: set[Future[Out]], index_of: dict[Future[Out], int]) -> list[tuple[int, Out]]:
+    return sorted(((index_of[f], f.result()) for f in wave), key=lambda pair: pair[0])
