@@ -316,10 +316,8 @@ def report(runs: dict[int, list[Run]], command: str, written_to: Path | None = N
                   "| service.operation | per 1,000 rows |", "|---|---:|"]
         for name, count in sorted(run.requests.items(), key=lambda item: -item[1]):
             lines.append(f"| {name} | {count * 1000 / run.rows:.2f} |")
-        pipeline_dynamodb = sum(v for k, v in run.requests.items()
-                                if k.startswith("dynamodb.") and ":" not in k and k != "dynamodb.BatchWriteItem")
-        sqs = sum(v for k, v in run.requests.items() if k.startswith("sqs."))
-        lines += ["", f"Per contact: {sqs / run.rows:.3f} SQS requests and {pipeline_dynamodb / run.rows:.3f} "
+        lines += ["", f"Per contact: {run.requests_per_contact('sqs'):.3f} SQS requests and "
+                  f"{run.requests_per_contact('dynamodb'):.3f} "
                   "DynamoDB requests from the pipeline (the outbox's BatchWriteItem is the simulated provider's)."]
     for contacts, measured in runs.items():
         run = measured[0]
