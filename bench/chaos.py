@@ -188,7 +188,7 @@ def _files(workdir: Path, rows: int, count: int) -> list[Path]:
 
 def _queues_empty(cloud: LocalCloud) -> bool:
     sqs = cloud.client("sqs")
-    urls = [cloud.deployed.output("ContactsQueueUrl"), cloud.deployed.output("ParseContinuationsQueueUrl")]
+    urls = [cloud.deployed.output(name) for name in ("ContactsQueueUrl", "RetryQueueUrl", "ParseContinuationsQueueUrl")]
     urls.append(sqs.get_queue_url(QueueName=cloud.deployed.function("ParseCsvFunction").async_queue)["QueueUrl"])
     for url in urls:
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[

@@ -96,6 +96,7 @@ class SendSettings:
     contacts_table: str
     jobs_table: str
     contacts_queue_url: str
+    retry_queue_url: str
     dead_letter_queue_url: str
     sender_address: str
     provider: str
@@ -141,6 +142,7 @@ class SendSettings:
             contacts_table=env.required("CONTACTS_TABLE"),
             jobs_table=env.required("JOBS_TABLE"),
             contacts_queue_url=env.required("CONTACTS_QUEUE_URL"),
+            retry_queue_url=env.required("RETRY_QUEUE_URL"),
             dead_letter_queue_url=env.required("DEAD_LETTER_QUEUE_URL"),
             sender_address=env.required("SENDER_ADDRESS"),
             provider=provider,

@@ -59,10 +59,6 @@ class Continuations(Protocol):
 class RetryQueue(Protocol):
     def send_retries(self, retries: Sequence[DelayedRetry]) -> int: ...
 
-    def return_after(self, receipt_handle: str, seconds: float) -> None:
-        """Make a message visible again once what it waits for is ready, not after its visibility timeout."""
-        ...
-
 
 class DeadLetters(Protocol):
     def put(self, letters: Sequence[DeadLetter]) -> int: ...

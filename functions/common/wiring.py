@@ -17,6 +17,7 @@ from common.adapters.simulated import SimulatedProvider
 from common.adapters.sqs import ContactsQueue, DeadLetterQueue, ParseContinuations
 from common.config import ConfigError, FeedbackSettings, ParseSettings, SendSettings
 from common.domain.contacts import InvalidRow
+from common.domain.gathering import GatheredRetries
 from common.domain.pacing import SendPacer
 from common.domain.parsing import Importer
 from common.domain.pseudonyms import Pseudonyms, WeakPseudonymKey
@@ -26,6 +27,8 @@ from common.ports import DeadLetters, EmailProvider, FeedbackLedger
 
 # Sends that finish within this long of the first settle together; the rest when all are done (waves.py).
 FIRST_WAVE_SECONDS = 0.5
+# Retries that the records of an invocation settle within this long of each other share messages (gathering.py).
+RETRY_GATHER_SECONDS = 0.25
 
 
 def email_provider(settings: SendSettings) -> EmailProvider:
@@ -41,11 +44,22 @@ def send_ports(settings: SendSettings, pseudonym: Callable[[str], str]) -> SendP
     executor = ThreadPoolExecutor(max_workers=settings.sends_in_flight, thread_name_prefix="send")
     return SendPorts(ledger=DynamoLedger(settings.contacts_table, settings.jobs_table, pseudonym=pseudonym),
                      provider=email_provider(settings),
-                     retries=ContactsQueue(settings.contacts_queue_url),
+                     retries=GatheredRetries(ContactsQueue(settings.retry_queue_url), RETRY_GATHER_SECONDS),
                      dead_letters=DeadLetterQueue(settings.dead_letter_queue_url, pseudonym),
                      send_in_waves=in_waves(executor, FIRST_WAVE_SECONDS),
                      pacer=SendPacer(settings.max_send_rate, DynamoSendSlots(settings.send_rate_table))
                      if settings.max_send_rate else None)
+
+
+def message_returns(settings: SendSettings) -> Callable[[str, str, float], None]:
+    """Makes a message of either queue send_email reads visible again after `seconds`:
+    (the record's event source ARN, its receipt handle, seconds)."""
+    queues = {url.rsplit("/", 1)[-1]: ContactsQueue(url) for url in (settings.contacts_queue_url,
+                                                                       settings.retry_queue_url)}
+
+    def return_after(event_source_arn: str, receipt_handle: str, seconds: float) -> None:
+        queues[event_source_arn.rsplit(":", 1)[-1]].return_after(receipt_handle, seconds)
+    return return_after
 
 
 def retry_policy(settings: SendSettings) -> RetryPolicy:

@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from common.config import SendSettings
 from common.domain.sending import RecordNeedsRetry, deliver_message
 from common.domain.vocabulary import Verdict
-from common.wiring import pseudonyms, retry_policy, send_ports
+from common.wiring import message_returns, pseudonyms, retry_policy, send_ports
 
 # A lease outlives the invocation by this much, so a live sender is never taken over.
 LEASE_MARGIN_SECONDS = 30
@@ -39,6 +39,7 @@ settings = SendSettings.from_env()
 pseudonym = pseudonyms(settings.pseudonym_key_secret).of
 ports = send_ports(settings, pseudonym)
 policy = retry_policy(settings)
+return_after = message_returns(settings)
 records_executor = ThreadPoolExecutor(max_workers=MAX_RECORDS_PER_BATCH, thread_name_prefix="record")
 
 
@@ -77,7 +78,7 @@ async def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> No
                            value=sum(report.send_seconds) / len(report.send_seconds) * 1000)
     if report.must_retry:
         if (wait := report.comes_back_in(time.time())) is not None:
-            ports.retries.return_after(record.receipt_handle, wait)
+            return_after(record.event_source_arn, record.receipt_handle, wait)
         raise RecordNeedsRetry(f"{report.tally} in message {record.message_id}: SQS will deliver it again")
 
 

@@ -23,7 +23,7 @@ MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # larger files: `aws s3 cp`, which streams 
 LETTERS_SHOWN = 50  # with their contact's address looked up in the ledger, one query each
 LOG_WINDOW_SECONDS = 15 * 60
 LOG_LINES = 200
-QUEUES = {"contacts": "ContactsQueueUrl", "dead letters": "DeadLetterQueueUrl",
+QUEUES = {"contacts": "ContactsQueueUrl", "retries": "RetryQueueUrl", "dead letters": "DeadLetterQueueUrl",
           "parse failures": "ParseFailuresQueueUrl"}
 # What a provider call ends as, in a job's counters: its sends so far.
 SEND_COUNTERS = ("sent", "bounced", "retried", "exhausted", "unknown")

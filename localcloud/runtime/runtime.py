@@ -2,8 +2,8 @@
 
 - Each function gets a pool of execution environments (worker processes forked from a template that
   has the libraries imported, see zygote.py and worker.py), at most
-  its concurrency limit (the SQS event's ScalingConfig.MaximumConcurrency, else its reserved
-  concurrency, else a small local default).
+  its concurrency limit: the sum of its SQS events' ScalingConfig.MaximumConcurrency (each event
+  source runs up to its own, as on Lambda), else its reserved concurrency, else a small local default.
 - SQS event sources poll like Lambda: batch size and batching window, Lambda-shaped records, an
   error fails the whole batch, otherwise only records not in `batchItemFailures` are deleted.
 - Asynchronous invocations (S3 notifications, which the emulator puts on the function's async
@@ -306,9 +306,11 @@ class FunctionPool:
 
 class _Poller(threading.Thread):
     def __init__(self, name: str, deployment: Deployment, pool: FunctionPool, queue_url: str,
-                 journal: RuntimeJournal | None = None):
+                 journal: RuntimeJournal | None = None, max_concurrency: int | None = None):
+        """`max_concurrency`: this source's own limit (an SQS event's ScalingConfig), within the pool's."""
         super().__init__(name=name, daemon=True)
         self.journal = journal
+        self._own_slots = threading.BoundedSemaphore(max_concurrency) if max_concurrency else None
         settings = deployment.settings
         self.sqs = aws_client("sqs", settings.endpoint, settings.region)
         self.pool = pool
@@ -323,7 +325,7 @@ class _Poller(threading.Thread):
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            if not self.pool.slots.acquire(timeout=0.2):
+            if not self.take_slot():
                 continue
             try:
                 messages = self.receive()
@@ -332,7 +334,7 @@ class _Poller(threading.Thread):
                 messages = []
                 time.sleep(0.5)
             if not messages:
-                self.pool.slots.release()
+                self.give_back_slot()
                 continue
             if self.journal is not None:
                 self.journal.messages_taken(self.queue_url, [m["ReceiptHandle"] for m in messages])
@@ -359,7 +361,22 @@ class _Poller(threading.Thread):
                 self.journal.messages_released([m["ReceiptHandle"] for m in messages])
             with self._lock:
                 self.pending -= 1
-            self.pool.slots.release()
+            self.give_back_slot()
+
+    def take_slot(self) -> bool:
+        """One of this source's slots, then one of the function's."""
+        if self._own_slots is not None and not self._own_slots.acquire(timeout=0.2):
+            return False
+        if self.pool.slots.acquire(timeout=0.2):
+            return True
+        if self._own_slots is not None:
+            self._own_slots.release()
+        return False
+
+    def give_back_slot(self) -> None:
+        self.pool.slots.release()
+        if self._own_slots is not None:
+            self._own_slots.release()
 
     def return_soon(self, messages: list[dict[str, Any]], why: str) -> None:
         """The environment died under the batch (its process was killed), or the runtime itself failed:
@@ -400,7 +417,8 @@ def _lambda_sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> 
 class SqsEventSource(_Poller):
     def __init__(self, deployment: Deployment, pool: FunctionPool, source: SqsSource,
                  journal: RuntimeJournal | None = None):
-        super().__init__(f"sqs-{pool.spec.logical_id}", deployment, pool, source.queue_url, journal)
+        super().__init__(f"sqs-{pool.spec.logical_id}", deployment, pool, source.queue_url, journal,
+                         max_concurrency=source.max_concurrency)
         self.source = source
 
     def receive(self) -> list[dict[str, Any]]:
@@ -504,8 +522,9 @@ class LambdaRuntime:
         self.logs = CloudWatchLogWriter(deployment)
         self.pools: dict[str, FunctionPool] = {}
         for spec in deployment.functions.values():
+            # As on Lambda, each SQS event source runs up to its own MaximumConcurrency.
             limits = [s.max_concurrency for s in spec.sqs_sources if s.max_concurrency]
-            concurrency = min(limits) if limits else spec.reserved_concurrency or DEFAULT_CONCURRENCY
+            concurrency = sum(limits) if limits else spec.reserved_concurrency or DEFAULT_CONCURRENCY
             self.pools[spec.logical_id] = FunctionPool(spec, deployment, self.logs, concurrency, on_invocation,
                                                        journal=self.journal)
         self.sources: list[_Poller] = []

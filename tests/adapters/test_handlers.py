@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,11 +13,12 @@ import boto3
 import pytest
 
 from common.adapters.dynamo_ledger import DynamoLedger
+from common.adapters.sqs import ContactsQueue
 from common.config import ConfigError, SendSettings
-from common.domain.messages import ContactBatch
+from common.domain.messages import ContactBatch, Delivery
 from common.domain.pseudonyms import Pseudonyms
 from localcloud.deploy.events import stack_events
-from tests.unit.conftest import FaultyProvider, MemoryOutbox, MemoryQueue
+from tests.unit.conftest import FaultyProvider, MemoryOutbox
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
@@ -119,8 +121,8 @@ def test_send_email_reports_only_the_record_that_must_come_back(aws, monkeypatch
 def test_a_record_that_only_ran_out_of_time_is_made_visible_again_at_once(aws, monkeypatch):
     # Given an invocation with 5 s left: less than the 10 s in which no send starts
     app = load_handler(aws, monkeypatch, "SendEmailFunction", "send_email.app")
-    queue = MemoryQueue()
-    monkeypatch.setattr(app.ports, "retries", queue)
+    returned: list[tuple[str, str, float]] = []
+    monkeypatch.setattr(app, "return_after", lambda *args: returned.append(args))
 
     class AlmostOver(LambdaContext):
         @staticmethod
@@ -132,7 +134,7 @@ def test_a_record_that_only_ran_out_of_time_is_made_visible_again_at_once(aws, m
     response = app.lambda_handler({"Records": [record]}, AlmostOver())
     # Then nothing is claimed or sent, the record is reported, and asked back in seconds, not minutes
     assert response == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
-    assert queue.returned_after == [(record["receiptHandle"], 0.0)]
+    assert returned == [(record["eventSourceARN"], record["receiptHandle"], 0.0)]
     contacts = boto3.client("dynamodb").scan(TableName=aws.outputs["ContactsTableName"])["Items"]
     assert contacts == []
 
@@ -161,3 +163,35 @@ def test_the_ses_events_handler_takes_the_sqs_event_sam_local_invoke_uses(monkey
         response = app.lambda_handler({"Records": [event["Records"][0], unreadable]}, LambdaContext())
         # Nothing to retry: the bounce is about an address this ledger never emailed, the other is unreadable
         assert response == {"batchItemFailures": []}
+
+
+def test_a_blocked_contact_is_retried_through_the_retry_queue_with_its_delay(aws, monkeypatch):
+    # Given a contact batch whose one contact the simulated provider blocks
+    app = load_handler(aws, monkeypatch, "SendEmailFunction", "send_email.app")
+    record = dict(event(aws, "sqs_contacts.json")["Records"][0])
+    record["body"] = ContactBatch("job-1", "incoming/a.csv", (Delivery("blocked+blocked@example.com", "Bo", 4),)
+                                  ).encode()
+    # When it is handled
+    response = app.lambda_handler({"Records": [record]}, LambdaContext())
+    # Then the record is done, and the retry waits in the retry queue, not behind the first attempts
+    assert response == {"batchItemFailures": []}
+    def delayed(queue: str) -> int:
+        return int(boto3.client("sqs").get_queue_attributes(QueueUrl=aws.outputs[queue], AttributeNames=[
+            "ApproximateNumberOfMessagesDelayed"])["Attributes"]["ApproximateNumberOfMessagesDelayed"])
+
+    assert (delayed("RetryQueueUrl"), delayed("ContactsQueueUrl")) == (1, 0)
+
+
+def test_a_record_is_made_visible_again_on_the_queue_it_came_from(aws, monkeypatch):
+    # Given a message received from the retry queue (hidden for its 360 s visibility timeout)
+    app = load_handler(aws, monkeypatch, "SendEmailFunction", "send_email.app")
+    sqs = boto3.client("sqs")
+    url = aws.outputs["RetryQueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.send_message(QueueUrl=url, MessageBody="{}")
+    (message,) = sqs.receive_message(QueueUrl=url)["Messages"]
+    # When send_email asks for it back at once
+    app.return_after(arn, message["ReceiptHandle"], 0.0)
+    # Then it is handed out again after seconds, from that same queue
+    time.sleep(ContactsQueue.RETURN_SOON_SECONDS + 0.2)
+    assert [m["MessageId"] for m in sqs.receive_message(QueueUrl=url)["Messages"]] == [message["MessageId"]]

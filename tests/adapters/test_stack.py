@@ -40,8 +40,11 @@ def test_every_resource_of_the_template_is_a_resource_of_the_stack(aws):
     send = aws.functions["SendEmailFunction"]
     assert send.name == aws.outputs["SendEmailFunctionName"] and send.name.startswith("welcome-pipeline-SendEmail")
     assert send.environment["CONTACTS_TABLE"] == aws.outputs["ContactsTableName"]
-    (source,) = send.sqs_sources
-    assert (source.batch_size, source.max_concurrency, source.report_batch_item_failures) == (10, 24, True)
+    # And send_email reads first attempts and retries from two queues, each event source with its own limit
+    assert sorted(source.queue_url for source in send.sqs_sources) == sorted(
+        [aws.outputs["ContactsQueueUrl"], aws.outputs["RetryQueueUrl"]])
+    assert {(source.batch_size, source.max_concurrency, source.report_batch_item_failures)
+            for source in send.sqs_sources} == {(10, 24, True)}
     parse = aws.functions["ParseCsvFunction"]
     assert parse.async_retries == 2 and parse.on_failure_queue_url.endswith(
         aws.outputs["ParseFailuresQueueUrl"].rsplit("/", 1)[1])

@@ -73,7 +73,7 @@ def test_an_upload_through_the_console_is_imported_and_its_job_contact_and_rejec
     assert bounced["count"] >= 1 and bounced["redrivable"] is False
     # And the jobs list and the metrics answer for scripts
     assert uploaded["job_id"] in {j["job_id"] for j in call(cloud, "jobs")[1]["jobs"]}
-    assert set(call(cloud, "metrics")[1]["depths"]) >= {"contacts", "dead letters"}
+    assert set(call(cloud, "metrics")[1]["depths"]) >= {"contacts", "retries", "dead letters"}
 
 
 def test_a_file_that_is_not_csv_text_is_refused_and_nothing_is_uploaded(cloud):

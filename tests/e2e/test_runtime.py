@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from localcloud.deploy import Deployment, FunctionSpec
@@ -52,12 +54,29 @@ def test_the_send_function_never_runs_more_environments_than_its_maximum_concurr
     # Given more contact batches than the send function may process at once
     cloud.wait(cloud.upload([write_sample(tmp_path / "many.csv", 600, start=50_000)]), timeout=120)
     spec = cloud.deployment.function("SendEmailFunction")
-    limit = spec.sqs_sources[0].max_concurrency
+    limit = sum(source.max_concurrency for source in spec.sqs_sources)  # first attempts and retries, each its own
     streams = cloud.client("logs").describe_log_streams(logGroupName=spec.log_group)["logStreams"]
     assert streams and len(streams) <= limit
     # and every AWS request the functions made was counted by service and operation
     requests = cloud.runtime.pools[spec.logical_id].aws_requests
     assert requests["dynamodb.TransactWriteItems"] > 0 and requests["dynamodb.BatchWriteItem"] > 0
+
+
+def test_each_sqs_event_source_runs_at_most_its_own_maximum_concurrency(cloud):
+    # Given the send function's pool, with room for both its event sources, and one source allowed 1 at a time
+    from localcloud.runtime.runtime import SqsEventSource
+
+    spec = cloud.deployment.function("SendEmailFunction")
+    pool = cloud.runtime.pools[spec.logical_id]
+    assert pool.concurrency == sum(source.max_concurrency for source in spec.sqs_sources)
+    narrow = SqsEventSource(cloud.deployment, pool, replace(spec.sqs_sources[0], max_concurrency=1))
+    # When it takes a slot, it gets no second one while the first is held, though the function has room
+    assert narrow.take_slot()
+    assert not narrow.take_slot()
+    # And once released, the slot is its again
+    narrow.give_back_slot()
+    assert narrow.take_slot()
+    narrow.give_back_slot()
 
 
 def test_the_runtime_replaces_what_dies_and_the_next_file_settles_promptly(cloud, tmp_path):

@@ -75,14 +75,10 @@ class MemoryQueue:
         self.retries: list = []
         self.letters: list = []
         self._ids = itertools.count(1)
-        self.returned_after: list[tuple[str, float]] = []
 
     def send_retries(self, retries) -> int:
         self.retries += retries
         return len(retries)
-
-    def return_after(self, receipt_handle: str, seconds: float) -> None:
-        self.returned_after.append((receipt_handle, seconds))
 
     def send(self, batches) -> int:
         from common.domain.messages import DelayedRetry

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from common.adapters.aws import client as aws_client
+from common.domain.gathering import GroupCommit
 from common.domain.provider import OutboxEntry
 from common.domain.vocabulary import Outcome
 
@@ -29,40 +28,16 @@ class DynamoOutbox:
     def __init__(self, table_name: str, client: DynamoDBClient | None = None, gather_seconds: float = 0.02):
         self._table = table_name
         self._client = client or aws_client("dynamodb")
-        self._pending: list[tuple[dict[str, Any], Future[None]]] = []
-        self._arrived = threading.Condition()
-        self._writing = False
-        self._gather_seconds = gather_seconds
+        self._commit: GroupCommit[dict[str, Any], None] = GroupCommit(self._write, gather_seconds, most=self.BATCH)
 
     def record(self, entry: OutboxEntry) -> None:
-        done: Future[None] = Future()
-        with self._arrived:
-            self._pending.append((_outbox_item(entry), done))
-            lead = not self._writing
-            self._writing = True
-            self._arrived.notify()
-        if lead:  # this caller writes for everyone waiting, until nothing is pending
-            self._write_pending()
-        done.result()
+        self._commit.submit([_outbox_item(entry)])
 
-    def _write_pending(self) -> None:
-        while True:
-            with self._arrived:
-                self._arrived.wait_for(lambda: len(self._pending) >= self.BATCH, timeout=self._gather_seconds)
-                group, self._pending = self._pending[:self.BATCH], self._pending[self.BATCH:]
-                if not group:
-                    self._writing = False
-                    return
-            try:
-                requests: Any = [{"PutRequest": {"Item": item}} for item, _ in group]
-                while requests:
-                    response = self._client.batch_write_item(RequestItems={self._table: requests})
-                    requests = response.get("UnprocessedItems", {}).get(self._table, [])
-                for _, done in group:
-                    done.set_result(None)
-            except Exception as error:  # noqa: BLE001 - every waiting send learns it was not recorded
-                for _, done in group:
-                    done.set_exception(error)
+    def _write(self, items: list[dict[str, Any]]) -> None:
+        requests: Any = [{"PutRequest": {"Item": item}} for item in items]
+        while requests:
+            response = self._client.batch_write_item(RequestItems={self._table: requests})
+            requests = response.get("UnprocessedItems", {}).get(self._table, [])
 
     def find(self, idempotency_key: str) -> list[OutboxEntry]:
         response = self._client.query(TableName=self._table, ConsistentRead=True,

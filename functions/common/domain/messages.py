@@ -139,6 +139,26 @@ class DelayedRetry:
     delay_seconds: int
 
 
+def merge_retries(retries: Iterable[DelayedRetry]) -> list[DelayedRetry]:
+    """Retries of one job, file and delay, packed into as few messages as the limits allow.
+
+    An address is never twice in one message (its claim could not be written twice in one
+    transaction, and the second row would read as a duplicate): a second copy goes to another message.
+    """
+    lanes: dict[tuple[str, str, int], list[dict[str, Delivery]]] = {}
+    for retry in retries:
+        same_kind = lanes.setdefault((retry.batch.job_id, retry.batch.source_key, retry.delay_seconds), [])
+        for delivery in retry.batch.deliveries:
+            lane = next((lane for lane in same_kind if delivery.email not in lane), None)
+            if lane is None:
+                lane = {}
+                same_kind.append(lane)
+            lane[delivery.email] = delivery
+    return [DelayedRetry(batch=batch, delay_seconds=delay)
+            for (job_id, source_key, delay), same_kind in lanes.items() for lane in same_kind
+            for batch in pack_batches(lane.values(), job_id=job_id, source_key=source_key)]
+
+
 @dataclass(frozen=True)
 class ContinuationRequest:
     job_id: str

@@ -201,6 +201,7 @@ function drawChart(canvas, sends, depths) {
   const series = [
     { points: sends.map((s) => [s.at, s.per_second]), color: "#0969da", label: "sends/s" },
     { points: depths.map((d) => [d.at, d.contacts || 0]), color: "#9a6700", label: "contacts queue" },
+    { points: depths.map((d) => [d.at, d.retries || 0]), color: "#8250df", label: "retry queue" },
   ];
   const peak = Math.max(1, ...series.flatMap((s) => s.points.map((p) => p[1])));
   const y = (v) => bottom - (bottom - top) * (v / peak);
