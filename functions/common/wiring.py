@@ -58,7 +58,10 @@ def message_returns(settings: SendSettings) -> Callable[[str, str, float], None]
                                                                        settings.retry_queue_url)}
 
     def return_after(event_source_arn: str, receipt_handle: str, seconds: float) -> None:
-        queues[event_source_arn.rsplit(":", 1)[-1]].return_after(receipt_handle, seconds)
+        name = event_source_arn.rsplit(":", 1)[-1]
+        if name not in queues:
+            raise ValueError(f"a record from queue {name!r}, which is neither CONTACTS_QUEUE_URL nor RETRY_QUEUE_URL")
+        queues[name].return_after(receipt_handle, seconds)
     return return_after
 
 

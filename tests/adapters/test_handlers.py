@@ -195,3 +195,6 @@ def test_a_record_is_made_visible_again_on_the_queue_it_came_from(aws, monkeypat
     # Then it is handed out again after seconds, from that same queue
     time.sleep(ContactsQueue.RETURN_SOON_SECONDS + 0.2)
     assert [m["MessageId"] for m in sqs.receive_message(QueueUrl=url)["Messages"]] == [message["MessageId"]]
+    # And a record from a queue send_email does not read is an error that names it
+    with pytest.raises(ValueError, match="'other-queue', which is neither"):
+        app.return_after("arn:aws:sqs:us-east-1:123456789012:other-queue", message["ReceiptHandle"], 0.0)
