@@ -302,7 +302,25 @@ def register() -> None:
         FakeBucket.create_from_cloudformation_json)
     FakeBucket.update_from_cloudformation_json = _with_notifications(  # type: ignore[method-assign]
         FakeBucket.update_from_cloudformation_json)
+    _describe_only_created_resources()
     _registered = True
+
+
+def _describe_only_created_resources() -> None:
+    """`aws cloudformation describe-stack-resource` failed with a 500 for every resource: moto's stack keeps
+    None for a resource it did not create (its Condition is false, say), and its DescribeStackResource reads
+    `.logical_resource_id` of each in turn. The same search, past the resources that are not there."""
+    from moto.cloudformation.exceptions import ValidationError
+    from moto.cloudformation.models import CloudFormationBackend
+
+    def describe_stack_resource(self: Any, stack_name: str, logical_resource_id: str) -> Any:
+        stack = self.get_stack(stack_name)
+        for resource in stack.stack_resources:
+            if resource is not None and resource.logical_resource_id == logical_resource_id:
+                return stack, resource
+        raise ValidationError(stack_name, f"Resource {logical_resource_id} does not exist for stack {stack_name}")
+
+    CloudFormationBackend.describe_stack_resource = describe_stack_resource  # type: ignore[method-assign]
 
 
 def unsupported_types(resource_types: set[str]) -> list[str]:

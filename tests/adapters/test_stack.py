@@ -11,6 +11,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from localcloud.config import DEFAULT_ENDPOINT, CloudSettings, resolve_endpoint
@@ -84,6 +85,18 @@ def test_a_wrong_parameter_is_refused_before_anything_is_deployed():
         with pytest.raises(TemplateError, match="EmailProvider='pigeon' is not one of"):
             _deploy(EmailProvider="pigeon")
         assert boto3.client("cloudformation").list_stacks()["StackSummaries"] == []
+
+
+def test_one_resource_of_the_stack_is_described_as_aws_cloudformation_describe_stack_resource_does(aws):
+    # Given the deployed stack, some of whose resources are not created (the SES ones, by their Condition)
+    cloudformation = boto3.client("cloudformation")
+    # When one resource is asked for by its logical id
+    detail = cloudformation.describe_stack_resource(StackName="welcome-pipeline", LogicalResourceId="RetryQueue")
+    # Then it is that resource
+    assert detail["StackResourceDetail"]["PhysicalResourceId"] == aws.outputs["RetryQueueUrl"]
+    # And a resource the stack does not have is a ValidationError, as on AWS
+    with pytest.raises(ClientError, match="Resource NoSuchThing does not exist for stack welcome-pipeline"):
+        cloudformation.describe_stack_resource(StackName="welcome-pipeline", LogicalResourceId="NoSuchThing")
 
 
 def test_events_name_the_deployed_stack_s_bucket_queues_and_account(aws):
