@@ -41,6 +41,17 @@ def wait_until_settled(cloud: LocalCloud, job_id: str, timeout: float = 60) -> d
     raise AssertionError(f"job {job_id} did not settle")
 
 
+def wait_for_reason(cloud: LocalCloud, reason: str) -> dict:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status, dlq = call(cloud, "dlq")
+        assert status == 200, dlq
+        if (found := {r["reason"]: r for r in dlq["reasons"]}.get(reason)) is not None:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"no {reason} dead letter")
+
+
 def incoming_keys(cloud: LocalCloud) -> set[str]:
     listing = cloud.client("s3").list_objects_v2(Bucket=cloud.bucket, Prefix="incoming/")
     return {item["Key"] for item in listing.get("Contents", [])}
@@ -67,9 +78,9 @@ def test_an_upload_through_the_console_is_imported_and_its_job_contact_and_rejec
     assert [a["attempt"] for a in attempts] == list(range(1, contact["attempt"] + 1))
     assert [a["outcome"] for a in attempts] == ["blocked"] * (len(attempts) - 1) + ["delivered"]
     assert attempts[-1]["provider_message_id"] == contact["provider_message_id"]
-    # And the bounce is in the dead letters, grouped by reason, not redrivable
-    status, dlq = call(cloud, "dlq")
-    bounced = {r["reason"]: r for r in dlq["reasons"]}["bounced"]
+    # And the bounce is in the dead letters (written just after the job's counters), grouped by reason,
+    # not redrivable
+    bounced = wait_for_reason(cloud, "bounced")
     assert bounced["count"] >= 1 and bounced["redrivable"] is False
     # And the jobs list and the metrics answer for scripts
     assert uploaded["job_id"] in {j["job_id"] for j in call(cloud, "jobs")[1]["jobs"]}

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from common.domain.ledger import Claim, DuplicateMark, LedgerEntry, Move, Transition
-from common.domain.messages import ContactBatch, DeadLetter, DelayedRetry, Delivery, MalformedMessage, pack_batches
+from common.domain.messages import ContactBatch, DeadLetter, DelayedRetry, Delivery, MalformedMessage, merge_retries
 from common.domain.pacing import SendPacer
 from common.domain.provider import EmailRequest, ProviderConfigurationError, SendResult, TransientProviderError
 from common.domain.vocabulary import DEAD_LETTER_FOR_STATE, SETTLEMENTS, DeadLetterReason, Outcome, State, Verdict
@@ -340,10 +340,10 @@ class _Work:
         for move in self.transitions:
             if id(move) in rejected and isinstance(move, Move):
                 report.results.append(self.result(move.claim, Verdict.STALE, "claim lost before settling"))
+        if letters:  # first: a retry may wait for the retries of other records to share its message
+            ports.dead_letters.put(letters)
         if retries:
             ports.retries.send_retries(retries)
-        if letters:
-            ports.dead_letters.put(letters)
         self.transitions, self.retries, self.letters = [], [], []
 
     def follow_up_again(self, claim: Claim, entry: LedgerEntry, now: float) -> None:
@@ -379,13 +379,9 @@ class _Work:
         return Delivery(email=claim.email, name=claim.name, row=claim.row, attempt=claim.attempt + 1)
 
     def retry_batches(self, rejected: set[int]) -> list[DelayedRetry]:
-        """Retries of the moves that settled, packed many to a message by delay."""
-        by_delay: dict[int, list[Delivery]] = {}
-        for move, delivery, delay in self.retries:
-            if id(move) not in rejected:
-                by_delay.setdefault(delay, []).append(delivery)
-        return [DelayedRetry(batch=batch, delay_seconds=delay) for delay, deliveries in by_delay.items()
-                for batch in pack_batches(deliveries, job_id=self.batch.job_id, source_key=self.batch.source_key)]
+        """Retries of the moves that settled, packed many to a message by delay (merge_retries)."""
+        return merge_retries(DelayedRetry(ContactBatch(self.batch.job_id, self.batch.source_key, (delivery,)), delay)
+                             for move, delivery, delay in self.retries if id(move) not in rejected)
 
     def _letter(self, claim: Claim, reason: DeadLetterReason, detail: str) -> DeadLetter:
         return DeadLetter(reason=reason, email=claim.email, name=claim.name, job_id=claim.job_id,
