@@ -6,7 +6,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -31,25 +31,29 @@ def call(cloud: LocalCloud, path: str, body: bytes | None = None, headers: dict[
         return error.code, json.load(error)
 
 
-def wait_until_settled(cloud: LocalCloud, job_id: str, timeout: float = 60) -> dict:
+def until(found: Callable[[], dict | None], failure: str, timeout: float) -> dict:
+    """Asks `found` every 0.3 s until it answers something."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status, job = call(cloud, "jobs/" + urllib.request.quote(job_id, safe=""))
-        if status == 200 and job["status"] in ("SUCCEEDED", "FAILED"):
-            return job
+        if (value := found()) is not None:
+            return value
         time.sleep(0.3)
-    raise AssertionError(f"job {job_id} did not settle")
+    raise AssertionError(failure)
+
+
+def wait_until_settled(cloud: LocalCloud, job_id: str, timeout: float = 60) -> dict:
+    def settled() -> dict | None:
+        status, job = call(cloud, "jobs/" + urllib.request.quote(job_id, safe=""))
+        return job if status == 200 and job["status"] in ("SUCCEEDED", "FAILED") else None
+    return until(settled, f"job {job_id} did not settle", timeout)
 
 
 def wait_for_reason(cloud: LocalCloud, reason: str) -> dict:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def letters_of_reason() -> dict | None:
         status, dlq = call(cloud, "dlq")
         assert status == 200, dlq
-        if (found := {r["reason"]: r for r in dlq["reasons"]}.get(reason)) is not None:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"no {reason} dead letter")
+        return {r["reason"]: r for r in dlq["reasons"]}.get(reason)
+    return until(letters_of_reason, f"no {reason} dead letter", timeout=30)
 
 
 def incoming_keys(cloud: LocalCloud) -> set[str]:
