@@ -19,6 +19,7 @@ from localcloud.emulator.patches import apply as _patch_moto  # noqa: E402
 _patch_moto()
 
 from collections.abc import Iterator  # noqa: E402
+from typing import Any  # noqa: E402
 
 import boto3  # noqa: E402
 import pytest  # noqa: E402
@@ -26,6 +27,14 @@ from moto import mock_aws  # noqa: E402
 
 from localcloud.config import CloudSettings  # noqa: E402
 from localcloud.deploy import Deployment, deploy  # noqa: E402
+from localcloud.deploy.template import load_template, transform  # noqa: E402
+
+
+def transformed_resources(settings: CloudSettings, iam: Any) -> dict[str, Any]:
+    """The template's resources as CloudFormation receives them: the code packaged to S3, then the SAM transform."""
+    template = load_template(settings.template_path)
+    template["Globals"]["Function"]["CodeUri"] = "s3://artifacts/functions.zip"
+    return transform(template, settings.region, iam)["Resources"]
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from moto import mock_aws
 
 from localcloud.config import CloudSettings
-from localcloud.deploy.template import load_template, transform
+from tests.conftest import transformed_resources
 
 DATA_SERVICES = ("sqs:", "dynamodb:", "s3:")
 LEDGER_FORBIDDEN = {"dynamodb:DeleteItem", "dynamodb:DeleteTable", "dynamodb:Scan", "dynamodb:BatchWriteItem",
@@ -23,11 +23,8 @@ ALLOWED_MANAGED = ("service-role/AWSLambdaBasicExecutionRole", "AWSXrayWriteOnly
 
 @pytest.fixture(scope="module")
 def resources() -> dict[str, Any]:
-    settings = CloudSettings.load()
-    template = load_template(settings.template_path)
-    template["Globals"]["Function"]["CodeUri"] = "s3://artifacts/functions.zip"  # as packaged for CloudFormation
     with mock_aws():
-        return transform(template, settings.region, boto3.client("iam"))["Resources"]
+        return transformed_resources(CloudSettings.load(), boto3.client("iam"))
 
 
 def statements(role: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -9,19 +9,17 @@ import boto3
 from moto import mock_aws
 
 from localcloud.config import CloudSettings
-from localcloud.deploy.template import load_template, transform
+from tests.conftest import transformed_resources
 
 
 def test_a_deployment_logs_no_warning_from_the_sam_translator(caplog):
     # Given the project's template, packaged as CloudFormation receives it
     settings = CloudSettings.load()
-    template = load_template(settings.template_path)
-    template["Globals"]["Function"]["CodeUri"] = "s3://artifacts/functions.zip"
 
     # When it is transformed twice (samtranslator keeps the last translator's metrics until the next one)
     with caplog.at_level(logging.WARNING, logger="samtranslator"), mock_aws():
         for _ in range(2):
-            resources = transform(template, settings.region, boto3.client("iam"))["Resources"]
+            resources = transformed_resources(settings, boto3.client("iam"))
         gc.collect()
 
     # Then the functions are there, and samtranslator said nothing (it warned of "unpublished metrics")

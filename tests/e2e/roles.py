@@ -11,7 +11,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from localcloud.cloud import LocalCloud
-from localcloud.deploy.template import load_template, transform
+from tests.conftest import transformed_resources
 
 # Operations IAM authorises under another action's name.
 IAM_ACTION = {
@@ -73,9 +73,7 @@ class Stack:
 
 def statements(cloud: LocalCloud, function: str) -> list[dict[str, Any]]:
     """The function's role's statements as deployed: conditions chosen, intrinsic functions resolved."""
-    template = load_template(cloud.settings.template_path)
-    template["Globals"]["Function"]["CodeUri"] = "s3://artifacts/functions.zip"
-    resources = transform(template, cloud.settings.region, cloud.client("iam"))["Resources"]
+    resources = transformed_resources(cloud.settings, cloud.client("iam"))
     role = resources[resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]]
     stack = Stack(cloud)
     found = []
