@@ -6,8 +6,13 @@ own (`localcloud up`), while files keep arriving and this driver SIGKILLs, at ra
   busy or idle;
 - the runtime's template process (`env-template`), which environments are forked from;
 - once mid-run, the runtime itself, which it then starts again, as a person would.
-Then it checks what people care about, from the provider's outbox, the ledger and the jobs: no
-address got two emails, no valid address was lost, every job SUCCEEDED with
+Meanwhile the emulator loses answers after acting (`--faults`, by default a share of every DynamoDB, SQS,
+S3 and Secrets Manager request of the functions: localcloud/emulator/faults.py).
+Then it waits for the pipeline to settle: for as long as it makes progress, and, without any, for as long
+as the stack's own timeouts allow work to stay out of sight (a message hidden for its visibility timeout, a
+claim leased past its sender's invocation, a blocked contact's delay). Work still pending after that is
+"not settled", told apart from "lost", which is checked only once everything is quiet: no address got two
+emails, no valid address was lost, every job SUCCEEDED with
 `rows = invalid + duplicate + sent + bounced + exhausted + unknown`, and UNKNOWN only where a send was
 cut off and the provider could not say (the simulated provider always can: none is expected).
 
@@ -37,11 +42,12 @@ from rich.console import Console
 from rich.table import Table
 
 from common.domain.contacts import Contact, read_contacts
+from common.domain.sending import LEASE_MARGIN_SECONDS
 from common.domain.vocabulary import Outcome, State
 from localcloud.cli.commands import emf_totals
 from localcloud.cloud import LocalCloud, Uploaded
 from localcloud.config import CloudSettings, local_environment
-from localcloud.emulator.process import free_port, start_emulator, terminate
+from localcloud.emulator.process import free_port, injected_faults, set_faults, start_emulator, terminate
 from localcloud.runtime.zygote import TEMPLATE_PROCESS_NAME
 from localcloud.samples import write_sample
 
@@ -51,6 +57,10 @@ PARSE_KILL_SPACING = 4.0
 KIND_WEIGHTS = {SEND_ENVIRONMENT: 6, PARSE_ENVIRONMENT: 2, TEMPLATE_PROCESS_NAME: 1}
 MINIMUM_KILLS = {SEND_ENVIRONMENT: 3, PARSE_ENVIRONMENT: 1, TEMPLATE_PROCESS_NAME: 1}
 FINAL_STATES = {State.SENT, State.BOUNCED, State.EXHAUSTED, State.UNKNOWN, State.COMPLAINED}
+# Answers lost after the service acted, for a share of the functions' requests (the runtime's own are spared).
+DEFAULT_FAULTS = ("dynamodb.*=lost-answer:0.02,sqs.*=lost-answer:0.05,s3.*=lost-answer:0.1,"
+                  "secretsmanager.*=lost-answer:0.1")
+SEND_QUEUES = ("ContactsQueueUrl", "RetryQueueUrl")
 _PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -63,16 +73,20 @@ class ChaosReport:
     lease_takeovers: int
     unknown: int
     sent_twice: list[str]
-    lost: list[str]
-    jobs_not_settled: list[str]
+    lost: list[str]  # checked once the pipeline is quiet; empty while it is not settled
+    not_settled: list[str]  # work still pending when the stack's own timeouts said it should be done
+    jobs_wrong: list[str]  # settled, but not SUCCEEDED or not adding up
     wall_seconds: float
     settle_seconds: float  # from the last kill until every job settled and every queue was empty
+    patience_seconds: float  # how long the pipeline may show no progress (from the stack's timeouts)
+    answers_lost: dict[str, int] = field(default_factory=dict)  # by service.Operation
+    token_replays: int = 0  # repeated DynamoDB transactions answered from their ClientRequestToken
     recoveries: list[str] = field(default_factory=list)  # what each restarted runtime cleaned up
     dead_letters: dict[str, int] = field(default_factory=dict)  # by reason
 
     @property
     def passed(self) -> bool:
-        return not (self.sent_twice or self.lost or self.jobs_not_settled or self.unknown)
+        return not (self.sent_twice or self.lost or self.not_settled or self.jobs_wrong or self.unknown)
 
 
 def _descendants_by_name(root: int) -> dict[str, list[int]]:
@@ -186,40 +200,65 @@ def _files(workdir: Path, rows: int, count: int) -> list[Path]:
                          invalid_every=97) for number in range(count)]
 
 
-def _queues_empty(cloud: LocalCloud) -> bool:
+def _queue_depths(cloud: LocalCloud) -> dict[str, tuple[int, int, int]]:
+    """(visible, in flight, delayed) messages of each queue the pipeline works from."""
     sqs = cloud.client("sqs")
-    urls = [cloud.deployed.output(name) for name in ("ContactsQueueUrl", "RetryQueueUrl", "ParseContinuationsQueueUrl")]
-    urls.append(sqs.get_queue_url(QueueName=cloud.deployed.function("ParseCsvFunction").async_queue)["QueueUrl"])
-    for url in urls:
+    urls = {name: cloud.deployed.output(name) for name in (*SEND_QUEUES, "ParseContinuationsQueueUrl")}
+    urls["S3 events"] = sqs.get_queue_url(
+        QueueName=cloud.deployed.function("ParseCsvFunction").async_queue)["QueueUrl"]
+    depths = {}
+    for name, url in urls.items():
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
             "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
             "ApproximateNumberOfMessagesDelayed"])["Attributes"]
-        if any(int(value) for value in attributes.values()):
-            return False
-    return True
+        depths[name] = (int(attributes["ApproximateNumberOfMessages"]),
+                        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+                        int(attributes["ApproximateNumberOfMessagesDelayed"]))
+    return depths
+
+
+def settle_patience(cloud: LocalCloud) -> float:
+    """How long the pipeline may show no progress at all and still be working, from the stack: a message whose
+    invocation died unseen stays hidden for its queue's visibility timeout; a claim stays leased for its sender's
+    timeout and the lease margin; a blocked contact waits for its retry delay."""
+    sqs = cloud.client("sqs")
+    visibility = max(int(sqs.get_queue_attributes(QueueUrl=cloud.deployed.output(name), AttributeNames=[
+        "VisibilityTimeout"])["Attributes"]["VisibilityTimeout"]) for name in SEND_QUEUES)
+    lease = cloud.deployed.function("SendEmailFunction").timeout_seconds + LEASE_MARGIN_SECONDS
+    return visibility + lease + int(cloud.deployed.parameters.get("RetryMaxDelaySeconds", 900))
 
 
 def _progress(text: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} chaos: {text}", file=sys.stderr, flush=True)
 
 
-def _settle(cloud: LocalCloud, uploaded: list[Uploaded], timeout: float) -> list[str]:
-    """Wait until every job is done and every queue empty; returns the jobs that did not get there."""
-    deadline = time.monotonic() + timeout
-    said = 0.0
-    while time.monotonic() < deadline:
-        jobs = cloud.jobs(uploaded)
-        if all(job.done for job in jobs) and _queues_empty(cloud):
+def _settle(cloud: LocalCloud, uploaded: list[Uploaded], patience: float, cap: float) -> list[str]:
+    """Wait until every job is done and every queue empty, for as long as something moves (a count, a queue)
+    and at most `patience` seconds of stillness (or `cap` in all); returns what was still pending."""
+    started = last_change = said = time.monotonic()
+    last: tuple | None = None
+    while True:
+        jobs, depths = cloud.jobs(uploaded), _queue_depths(cloud)
+        if all(job.done for job in jobs) and not any(sum(depth) for depth in depths.values()):
             return []
-        if time.monotonic() - said > 10:
-            said = time.monotonic()
+        now = time.monotonic()
+        if (state := (tuple(job.settled for job in jobs), tuple(depths.values()))) != last:
+            last, last_change = state, now
+        if now - last_change > patience or now - started > cap:
+            return [f"{job.key} {job.status} {job.settled}/{job.rows}" for job in jobs if not job.done] + [
+                f"{name}: {depth[0]} visible, {depth[1]} in flight, {depth[2]} delayed"
+                for name, depth in depths.items() if sum(depth)] + [
+                f"nothing moved for {now - last_change:.0f} s (patience {patience:.0f} s), {now - started:.0f} s "
+                "after the last kill"]
+        if now - said > 10:
+            said = now
             _progress("settling: " + ", ".join(f"{job.settled}/{job.rows}" for job in jobs))
         time.sleep(1)
-    return [f"{job.key} {job.status} {job.settled}/{job.rows}" for job in cloud.jobs(uploaded) if not job.done]
 
 
 def _check(cloud: LocalCloud, files: list[Path],
            uploaded: list[Uploaded]) -> tuple[list[str], list[str], int, list[str]]:
+    """Once quiet."""
     """(sent twice, lost, UNKNOWN, jobs whose counters do not add up) from the outbox, the ledger and the jobs."""
     delivered = Counter(entry.to for entry in cloud.outbox() if entry.outcome is Outcome.DELIVERED)
     sent_twice = sorted(address for address, count in delivered.items() if count > 1)
@@ -244,17 +283,21 @@ def _check(cloud: LocalCloud, files: list[Path],
 
 
 def run_chaos(rows: int, files: int, chaos_seconds: float, seed: int, workdir: Path,
-              settle_timeout: float = 600) -> ChaosReport:
+              settle_cap: float = 3600, faults: str = DEFAULT_FAULTS) -> ChaosReport:
     rng = random.Random(seed)  # noqa: S311 - which process, when: not a secret  # nosec B311
     ctypes.CDLL(None).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans re-parent here, to be killed too
     state_dir = workdir / "state"
     endpoint = f"http://127.0.0.1:{free_port()}"
     environment = {**os.environ, **local_environment(endpoint, "us-east-1"), "LOCALCLOUD_STATE_DIR": str(state_dir)}
+    environment.pop("LOCALCLOUD_FAULTS", None)  # set once on the emulator below, not again by each runtime
     os.environ["LOCALCLOUD_STATE_DIR"] = str(state_dir)
     emulator = start_emulator(endpoint, workdir / "emulator.log", detached=False)
     runtime = Runtime(endpoint, environment, workdir / "runtime.log")
     try:
         cloud = LocalCloud(CloudSettings.load(endpoint=endpoint)).start(with_runtime=False)
+        patience = settle_patience(cloud)
+        if faults:
+            set_faults(endpoint, f"{faults},seed={seed}")
         runtime.start(state_dir)
         paths = _files(workdir, rows, files)
         chaos = Chaos(rng)
@@ -282,9 +325,13 @@ def run_chaos(rows: int, files: int, chaos_seconds: float, seed: int, workdir: P
         uploaded += cloud.upload(paths[len(uploaded):])
         chaos_over = time.monotonic()
         _progress(f"kills over: {dict(chaos.kills)}")
-        not_settled = _settle(cloud, uploaded, settle_timeout)
+        not_settled = _settle(cloud, uploaded, patience, settle_cap)
         settled = time.monotonic()
+        report = injected_faults(endpoint)
+        set_faults(endpoint, "")  # the checks read in peace
         sent_twice, lost, unknown, unbalanced = _check(cloud, paths, uploaded)
+        if not_settled:
+            lost = []  # not quiet yet: a contact not final may still be on its way
         metrics = emf_totals([event["message"] for function in cloud.deployed.functions
                               for event in cloud.log_events(function)])
         recoveries = [line.strip() for line in runtime.log_path.read_text(errors="replace").splitlines()
@@ -295,9 +342,10 @@ def run_chaos(rows: int, files: int, chaos_seconds: float, seed: int, workdir: P
             files=len(paths), kills=dict(chaos.kills),
             redeliveries=int(metrics.get("MessagesRedelivered", {}).get("sum", 0)),
             lease_takeovers=int(metrics.get("LeaseTakeovers", {}).get("sum", 0)), unknown=unknown,
-            sent_twice=sent_twice, lost=lost, jobs_not_settled=not_settled + unbalanced,
-            wall_seconds=settled - started, settle_seconds=settled - chaos_over, recoveries=recoveries,
-            dead_letters=dict(dead_letters))
+            sent_twice=sent_twice, lost=lost, not_settled=not_settled, jobs_wrong=[] if not_settled else unbalanced,
+            wall_seconds=settled - started, settle_seconds=settled - chaos_over, patience_seconds=patience,
+            answers_lost=dict(Counter(fault["target"] for fault in report["injected"])),
+            token_replays=report["dynamodb_token_replays"], recoveries=recoveries, dead_letters=dict(dead_letters))
     finally:
         runtime.stop()
         emulator.stop()
@@ -312,19 +360,23 @@ def print_report(report: ChaosReport, console: Console) -> None:
         table.add_row(f"SIGKILL {kind}", str(count))
     table.add_row("messages redelivered (at least)", str(report.redeliveries))
     table.add_row("lease takeovers (at least)", str(report.lease_takeovers))
+    table.add_row("answers lost after the service acted", str(sum(report.answers_lost.values())))
+    table.add_row("  DynamoDB repeats answered from their token", str(report.token_replays))
     table.add_row("UNKNOWN outcomes", str(report.unknown))
     for reason, count in sorted(report.dead_letters.items()):
         table.add_row(f"dead letters: {reason}", str(count))
     table.add_row("addresses sent twice", str(len(report.sent_twice)))
-    table.add_row("valid addresses lost", str(len(report.lost)))
-    table.add_row("jobs not SUCCEEDED or not adding up", str(len(report.jobs_not_settled)))
+    table.add_row("valid addresses lost", str(len(report.lost)) if not report.not_settled else "not checked")
+    table.add_row("not settled when the stack's timeouts said it should be", str(len(report.not_settled)))
+    table.add_row("jobs not SUCCEEDED or not adding up", str(len(report.jobs_wrong)))
     table.add_row("wall time, s", f"{report.wall_seconds:.1f}")
     table.add_row("settling after the last kill, s", f"{report.settle_seconds:.1f}")
+    table.add_row("patience without progress (from the stack), s", f"{report.patience_seconds:.0f}")
     console.print(table)
     for line in report.recoveries:
         console.print(f"[dim]restarted runtime: {line}[/]")
     for name, items in (("sent twice", report.sent_twice), ("lost", report.lost),
-                        ("jobs", report.jobs_not_settled)):
+                        ("not settled", report.not_settled), ("jobs", report.jobs_wrong)):
         for item in items[:10]:
             console.print(f"[red]{name}: {item}[/]")
 
@@ -335,16 +387,23 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=30, help="how long the kills go on")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--settle-timeout", type=float, default=600)
+    parser.add_argument("--settle-timeout", type=float, default=3600,
+                        help="the most seconds to wait for settling in all (stillness is bounded by the stack's "
+                             "timeouts anyway)")
+    parser.add_argument("--faults", default=DEFAULT_FAULTS,
+                        help=f"what the emulator does to the functions' requests ('' for nothing; default: "
+                             f"{DEFAULT_FAULTS}; the seed is --seed)")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     parser.add_argument("--workdir", type=Path, help="keep the files and logs here (default: a temporary folder)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up the emulator and runtime on `kill`
     if args.workdir:
-        report = run_chaos(args.rows, args.files, args.seconds, args.seed, args.workdir, args.settle_timeout)
+        report = run_chaos(args.rows, args.files, args.seconds, args.seed, args.workdir, args.settle_timeout,
+                           args.faults)
     else:
         with tempfile.TemporaryDirectory(prefix="welcome-chaos-") as workdir:
-            report = run_chaos(args.rows, args.files, args.seconds, args.seed, Path(workdir), args.settle_timeout)
+            report = run_chaos(args.rows, args.files, args.seconds, args.seed, Path(workdir), args.settle_timeout,
+                               args.faults)
     if args.json:
         print(json.dumps({**asdict(report), "passed": report.passed}))
     else:

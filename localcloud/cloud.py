@@ -317,11 +317,13 @@ class LocalCloud:
     def dead_letters(self, queue_output: str = "DeadLetterQueueUrl",
                      named: int | None = None) -> list[dict[str, Any]]:
         """Read every message without consuming it: hide them while reading, then make them visible again.
-        The first `named` letters (all: None) get their contact's address and name from the ledger."""
+        Copies of one letter (a redelivery writes a follow-up again; a send repeated after a lost answer adds a
+        copy) are shown once. The first `named` letters (all: None) get their contact's address and name from
+        the ledger."""
         url = self.deployed.output(queue_output)
         messages = self._hidden_messages(url)
         self._release(url, messages)
-        letters = [_letter(message["Body"]) for message in messages]
+        letters = [_letter(body) for body in dict.fromkeys(message["Body"] for message in messages)]
         ledger = self._ledger()
         for letter in letters[:named]:  # a letter names its contact by pseudonym; the ledger knows who that is
             if letter.get("contact") and (entry := ledger.entry_for_pseudonym(letter["contact"])) is not None:

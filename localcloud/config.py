@@ -27,7 +27,9 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
 REAL_AWS = "aws"
 LOCAL_SETTINGS_FILE = "localcloud.toml"
 LOCAL_CREDENTIALS = dict.fromkeys(("aws_access_key_id", "aws_secret_access_key"), "test")  # emulators accept any
-CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64)
+# The operator tools send no email; their writes are the ledger's token-guarded transactions and SQS sends whose
+# copies the ledger absorbs (functions/common/adapters/aws.py says why for each service), so retrying is safe.
+CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 6}, max_pool_connections=64)
 
 
 def project_root() -> Path:
@@ -86,7 +88,6 @@ class CloudSettings:
     endpoint: str
     endpoint_source: str = "default"
     parameter_overrides: dict[str, str] = field(default_factory=dict)
-    fault_rate: float = 0.0  # share of the functions' AWS requests answered with a transient 503
 
     @property
     def template_path(self) -> Path:
@@ -126,5 +127,4 @@ class CloudSettings:
         return cls(root=root, stack_name=local.get("stack_name", "welcome-pipeline"),
                    region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or local.get("region")
                    or "us-east-1",
-                   endpoint=url, endpoint_source=source, parameter_overrides=parameters,
-                   fault_rate=float(environ.get("LOCALCLOUD_FAULT_RATE") or 0.0))
+                   endpoint=url, endpoint_source=source, parameter_overrides=parameters)

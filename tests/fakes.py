@@ -15,7 +15,17 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from common.domain.jobs import Checkpoint, ImportState, Job, ParseTally, Stage, Upload
-from common.domain.ledger import Claim, DuplicateMark, LedgerEntry, Move, Transition, feedback_refusal
+from common.domain.ledger import (
+    Claim,
+    DuplicateMark,
+    LedgerEntry,
+    Move,
+    Transition,
+    already_applied,
+    feedback_refusal,
+    holds,
+    made_by,
+)
 from common.domain.pseudonyms import Pseudonyms
 from common.domain.vocabulary import FeedbackMove, JobCounter, State
 
@@ -56,8 +66,10 @@ class MemoryLedger:
             for claim in claims:
                 current = self.tables.contacts.get(claim.email)
                 taken = self._claimed(claim, current)
-                if taken is None:
+                if taken is None and not made_by(current, claim):
                     lost[claim.email] = current
+                elif taken is None:
+                    continue  # this very claim, made before (a repeated request): won
                 else:
                     self.tables.contacts[claim.email] = taken
         return lost
@@ -66,21 +78,21 @@ class MemoryLedger:
     def _claimed(claim: Claim, current: LedgerEntry | None) -> LedgerEntry | None:
         """The entry after the claim, or None where DynamoDB's condition would fail."""
         if claim.take_over_lease_before is not None:
-            if current is None or not (_held_by(current, claim)
+            if current is None or not (holds(current, claim)
                                        and current.lease_until <= claim.take_over_lease_before):
                 return None
-            return replace(current, lease_until=claim.lease_until, unsent=False)
+            return replace(current, lease_until=claim.lease_until, unsent=False, holder=claim.holder)
         if claim.attempt == 1:
             if current is not None:
                 return None
             return LedgerEntry(email=claim.email, state=State.CLAIMED, token=claim.token, attempt=1,
                                carrier=claim.carrier, lease_until=claim.lease_until, job_id=claim.job_id,
-                               row=claim.row, source_key=claim.source_key, name=claim.name)
+                               row=claim.row, source_key=claim.source_key, name=claim.name, holder=claim.holder)
         if current is None or not (current.state is State.BLOCKED and current.token == claim.token
                                    and current.attempt == claim.attempt - 1):
             return None
         return replace(current, state=State.CLAIMED, attempt=claim.attempt, carrier=claim.carrier,
-                       lease_until=claim.lease_until)
+                       lease_until=claim.lease_until, holder=claim.holder)
 
     def entry(self, email: str) -> LedgerEntry | None:
         return self.tables.contacts.get(email)
@@ -97,7 +109,9 @@ class MemoryLedger:
                     self.tables.counters[transition.job_id][transition.counter] += 1
                     continue
                 current = self.tables.contacts.get(transition.claim.email)
-                if current is None or not _held_by(current, transition.claim):
+                if already_applied(current, transition):
+                    continue  # a repeated request: applied and counted by the first
+                if current is None or not holds(current, transition.claim):
                     rejected.append(transition)
                     continue
                 self.tables.contacts[current.email] = _moved(current, transition)
@@ -132,11 +146,6 @@ class MemoryLedger:
             self.tables.counters[job_id][JobCounter.EXHAUSTED] -= 1
             self.tables.counters[job_id][JobCounter.RETRIED] += 1
             return True
-
-
-def _held_by(entry: LedgerEntry, claim: Claim) -> bool:
-    return (entry.state is State.CLAIMED and entry.token == claim.token and entry.attempt == claim.attempt
-            and entry.carrier == claim.carrier)
 
 
 def _moved(entry: LedgerEntry, move: Move) -> LedgerEntry:

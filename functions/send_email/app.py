@@ -19,14 +19,10 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from common.config import SendSettings
-from common.domain.sending import RecordNeedsRetry, deliver_message
+from common.domain.sending import DEADLINE_MARGIN_SECONDS, LEASE_MARGIN_SECONDS, RecordNeedsRetry, deliver_message
 from common.domain.vocabulary import Verdict
 from common.wiring import message_returns, pseudonyms, retry_policy, send_ports
 
-# A lease outlives the invocation by this much, so a live sender is never taken over.
-LEASE_MARGIN_SECONDS = 30
-# No send starts in the invocation's last seconds: its claim is released instead of timing out mid-send.
-DEADLINE_MARGIN_SECONDS = 10
 MAX_RECORDS_PER_BATCH = 10
 
 logger = Logger()

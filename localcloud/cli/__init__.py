@@ -8,6 +8,7 @@ anything; every other command reads the stack that is there.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -48,8 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
+    faults_help = ("faults the emulator injects into the functions' requests, e.g. "
+                   "'sesv2.SendEmail=lost-answer:0.05,dynamodb.*=lost-answer:0.05' (default: $LOCALCLOUD_FAULTS; "
+                   "docs/reliability.md)")
     up = command("up", commands.cmd_up, "emulator + stack + functions, in the foreground until Ctrl-C")
     up.add_argument("-v", "--verbose", action="store_true", help="print a line per invocation")
+    up.add_argument("--faults", default=os.environ.get("LOCALCLOUD_FAULTS"), help=faults_help)
     command("deploy", commands.cmd_deploy, "create or update the stack on the endpoint")
     upload = command("upload", commands.cmd_upload, "upload files into incoming/ (the running functions import them)")
     upload.add_argument("files", nargs="+", type=Path)
@@ -57,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("files", nargs="+", type=Path)
     run.add_argument("--json", action="store_true", help="print one JSON object with the jobs")
     run.add_argument("--timeout", type=float, default=900, help="seconds to wait for the jobs to settle")
+    run.add_argument("--faults", default=os.environ.get("LOCALCLOUD_FAULTS"), help=faults_help)
     invoke = command("invoke", commands.cmd_invoke, "invoke a function once with an event (like `sam local invoke`)")
     invoke.add_argument("function", help="logical id (ParseCsvFunction) or function name")
     invoke.add_argument("-e", "--event", help="JSON event file (e.g. events/s3_put.json), or - for standard input")
@@ -101,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     console = command("console", commands.cmd_console,
                       "the web console's URL; against an endpoint that is not ours, serve it (until Ctrl-C)")
     console.add_argument("--port", type=int, default=4567, help="its port on 127.0.0.1 when served here")
+    faults = command("faults", commands.cmd_faults, "the faults the emulator injects, and every one it injected")
+    faults.add_argument("plan", nargs="?", help="set this plan first (see `up --faults`)")
+    faults.add_argument("--clear", action="store_true", help="inject nothing from now on")
+    faults.add_argument("--json", action="store_true")
     command("stop", commands.cmd_stop, "stop the background emulator")
     docker_host = command("docker-host", commands.cmd_docker_host,
                           "a Docker endpoint on which every container uses the host's network, for `sam local "

@@ -20,7 +20,7 @@ from common.domain.jobs import Job
 from common.domain.redrive import REDRIVABLE
 from localcloud.cloud import LocalCloud, RunTimeout, log_line_matches
 from localcloud.deploy.events import write_events
-from localcloud.emulator.process import Answerer, stop_background_emulator
+from localcloud.emulator.process import Answerer, identify, injected_faults, set_faults, stop_background_emulator
 from localcloud.emulator.server import CONSOLE_PREFIX
 from localcloud.samples import write_sample
 
@@ -63,11 +63,23 @@ def _print_invocation(invocation: Any) -> None:
 
 
 # -- commands ------------------------------------------------------------------------------
+def _inject_faults(cloud: LocalCloud, plan: str | None) -> None:
+    """--faults (or LOCALCLOUD_FAULTS): the emulator injects them from now on (emulator/faults.py)."""
+    if not plan:
+        return
+    if cloud.answerer is not Answerer.LOCALCLOUD:
+        raise ValueError(f"--faults: {cloud.settings.endpoint} is {cloud.answerer}; faults are injected by the "
+                         "embedded local cloud's emulator only")
+    report = set_faults(cloud.settings.endpoint, plan)
+    err.print(f"[yellow]faults injected from now on: {report['plan']}[/] (`localcloud faults` lists them)")
+
+
 def cmd_up(cloud: LocalCloud, args: argparse.Namespace) -> int:
     cloud.start(with_runtime=True, on_invocation=_print_invocation if args.verbose else None)
     if cloud.hosts_functions and cloud.runtime is None:
         err.print("[red]another `localcloud up` already runs the functions for this endpoint[/]")
         return 1
+    _inject_faults(cloud, args.faults)
     _print_deployment(cloud)
     _write_events(cloud)
     endpoint = cloud.settings.endpoint
@@ -155,6 +167,7 @@ def cmd_run(cloud: LocalCloud, args: argparse.Namespace) -> int:
         return 2
     started = time.monotonic()
     cloud.start(with_runtime=True)
+    _inject_faults(cloud, args.faults)
     if cloud.answerer is Answerer.LOCALCLOUD and not args.json:
         out.print(f"Watch it in the console: [b]{console_url(cloud)}[/]")
     uploaded = cloud.upload(args.files)
@@ -431,6 +444,30 @@ def cmd_console(cloud: LocalCloud, args: argparse.Namespace) -> int:
         _until_interrupted()
     finally:
         server.shutdown()
+    return 0
+
+
+def cmd_faults(cloud: LocalCloud, args: argparse.Namespace) -> int:
+    """The emulator's fault plan and what it injected; with a plan (or --clear), set it first."""
+    answerer = identify(cloud.settings.endpoint)
+    if answerer is not Answerer.LOCALCLOUD:
+        raise ValueError(f"{cloud.settings.endpoint} is {answerer}: faults are the embedded local cloud's")
+    if args.plan is not None or args.clear:
+        set_faults(cloud.settings.endpoint, "" if args.clear else args.plan)
+    report = injected_faults(cloud.settings.endpoint)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    out.print(f"plan: [b]{report['plan'] or 'none'}[/]")
+    table = Table(title=f"Faults injected ({len(report['injected'])})")
+    table.add_column("operation")
+    table.add_column("fault")
+    table.add_column("count", justify="right")
+    for key, count in sorted(report["counts"].items()):
+        operation, fault = key.split(" ", 1)
+        table.add_row(operation, fault, str(count))
+    out.print(table)
+    out.print(f"DynamoDB transactions answered from their ClientRequestToken: {report['dynamodb_token_replays']}")
     return 0
 
 

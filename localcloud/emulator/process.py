@@ -16,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlparse
 
+from localcloud.emulator.faults import FAULTS_PATH
 from localcloud.emulator.server import HEALTH_PATH, SERVICE_NAME
 
 
@@ -65,6 +66,24 @@ def identify(endpoint: str, timeout: float = 1.0) -> Answerer:
 
 def health(endpoint: str) -> dict:
     return json.loads(_get(endpoint.rstrip("/") + HEALTH_PATH, 2.0)[1] or b"{}")
+
+
+def set_faults(endpoint: str, plan: str) -> dict:
+    """Have the emulator at `endpoint` inject these faults from now on (emulator/faults.py); '' for none.
+    Returns its report (what it injected so far: nothing, after a new plan)."""
+    request = urllib.request.Request(endpoint.rstrip("/") + FAULTS_PATH, data=plan.encode(),  # noqa: S310
+                                     method="PUT")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our emulator  # nosec B310
+            return json.load(response)
+    except urllib.error.HTTPError as error:
+        raise ValueError(f"--faults: {json.loads(error.read() or b'{}').get('error', error)}") from None
+
+
+def injected_faults(endpoint: str) -> dict:
+    """The emulator's fault report: its plan, every fault injected, and DynamoDB token replays."""
+    with urllib.request.urlopen(endpoint.rstrip("/") + FAULTS_PATH, timeout=30) as response:  # noqa: S310  # nosec B310
+        return json.load(response)
 
 
 def free_port() -> int:

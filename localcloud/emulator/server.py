@@ -3,6 +3,7 @@
 Beside the AWS APIs it answers, under `/_localcloud/` (as LocalStack keeps its own under `/_localstack/`):
 - `GET /_localcloud/health`: who answers here (so the CLI can tell this emulator from a plain moto);
 - `GET /_localcloud/ses/messages`: the messages moto's SES accepted (SES has no API to list them);
+- `GET|PUT|DELETE /_localcloud/faults`: the faults injected in front of the AWS APIs (emulator/faults.py);
 - everything else under it: the web console (localcloud/console/), reading the stack through this endpoint.
 """
 
@@ -11,11 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterable
 from importlib.metadata import version
 from typing import Any
+
+from localcloud.emulator.faults import FAULTS_PATH, FaultInjector, FaultPlan, FaultPlanError
 
 HEALTH_PATH = "/_localcloud/health"
 SES_MESSAGES_PATH = "/_localcloud/ses/messages"
@@ -31,11 +35,29 @@ def _ses_messages() -> list[dict[str, Any]]:
             for m in backend.sent_messages if hasattr(m, "subject")]
 
 
+def _faults_route(faults: FaultInjector, environ: dict[str, Any]) -> tuple[str, Any]:
+    method = environ.get("REQUEST_METHOD", "GET")
+    if method == "PUT":
+        spec = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)).decode(errors="replace")
+        try:
+            faults.set_plan(FaultPlan.parse(spec))
+        except FaultPlanError as error:
+            return "400 Bad Request", {"error": str(error)}
+    elif method == "DELETE":
+        faults.set_plan(FaultPlan())
+    return "200 OK", faults.report()
+
+
 def with_local_routes(app: Callable[..., Iterable[bytes]],
                       console: Callable[..., Iterable[bytes]] | None = None) -> Callable[..., Iterable[bytes]]:
+    """`app`: the AWS APIs as served (behind a FaultInjector, whose plan `/_localcloud/faults` then sets)."""
+    own = (HEALTH_PATH, SES_MESSAGES_PATH, FAULTS_PATH)
+    faults = app if isinstance(app, FaultInjector) else None
+
     def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if console is not None and path.startswith(CONSOLE_PREFIX) and path not in (HEALTH_PATH, SES_MESSAGES_PATH):
+        status = "200 OK"
+        if console is not None and path.startswith(CONSOLE_PREFIX) and path not in own:
             return console(environ, start_response)
         if console is not None and path == CONSOLE_PREFIX.rstrip("/"):
             start_response("308 Permanent Redirect", [("Location", CONSOLE_PREFIX), ("Content-Length", "0")])
@@ -47,10 +69,12 @@ def with_local_routes(app: Callable[..., Iterable[bytes]],
                          "cloudformation_types": sorted(get_model_map())}
         elif path == SES_MESSAGES_PATH:
             body = {"messages": _ses_messages()}
+        elif path == FAULTS_PATH and faults is not None:
+            status, body = _faults_route(faults, environ)
         else:
             return app(environ, start_response)
         payload = json.dumps(body).encode()
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
         return [payload]
 
     return serve
@@ -76,7 +100,12 @@ def main(argv: list[str] | None = None) -> None:
 
     # The console reads the stack through this very endpoint, as any client would.
     console = ConsoleApp(lambda: CloudSettings.load(endpoint=f"http://127.0.0.1:{args.port}"))
-    run_simple(args.host, args.port, with_local_routes(DomainDispatcherApplication(create_backend_app), console),
+    faults = FaultInjector(DomainDispatcherApplication(create_backend_app))
+    try:
+        faults.set_plan(FaultPlan.parse(os.environ.get("LOCALCLOUD_FAULTS", "")))
+    except FaultPlanError as error:
+        sys.exit(f"LOCALCLOUD_FAULTS: {error}")
+    run_simple(args.host, args.port, with_local_routes(faults, console),
                threaded=True, use_reloader=False, request_handler=MotoRequestHandler)
 
 

@@ -41,7 +41,7 @@ from localcloud.config import aws_client, local_environment
 from localcloud.deploy import Deployment, FunctionSpec, SqsSource
 from localcloud.emulator.patches.lambda_hosting import ASYNC_QUEUE_ATTRIBUTES
 from localcloud.runtime.journal import RuntimeJournal, recover
-from localcloud.runtime.zygote import TEMPLATE_PROCESS_NAME, process_alive, zygote_for
+from localcloud.runtime.zygote import EXECUTION_ENV, TEMPLATE_PROCESS_NAME, process_alive, zygote_for
 
 _log = logging.getLogger("localcloud.runtime")
 
@@ -66,7 +66,6 @@ class Invocation:
     timed_out: bool = False
     aws_requests: dict[str, int] = field(default_factory=dict)  # service.Operation -> count
     aws_resources: list[tuple[str, str, str]] = field(default_factory=list)  # (service, Operation, resource) touched
-    faults_injected: dict[str, int] = field(default_factory=dict)  # service.Operation -> injected 503s
     ended_at: float = field(default_factory=time.time)  # epoch seconds the runtime had the answer
 
     @property
@@ -89,7 +88,7 @@ class ExecutionEnvironment:
             **local_environment(settings.endpoint, settings.region), **spec.environment,
             "AWS_LAMBDA_FUNCTION_NAME": spec.name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb), "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group,
-            "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream, "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+            "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream, "AWS_EXECUTION_ENV": EXECUTION_ENV,
             "LAMBDA_TASK_ROOT": str(settings.code_dir), "TZ": ":UTC", "LANG": "en_US.UTF-8",
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             # No X-Ray daemon here.
@@ -113,7 +112,7 @@ class ExecutionEnvironment:
         self._ready = False
         with contextlib.suppress(OSError):  # killed as soon as it was forked: its first invocation reports it
             self._connection.send({"handler": spec.handler, "code_dir": str(settings.code_dir),
-                                   "environment": environment, "fault_rate": settings.fault_rate,
+                                   "environment": environment,
                                    "process_name": environment_process_name(spec)})
 
     def invoke(self, event: Any, request_id: str) -> Invocation:
@@ -260,7 +259,6 @@ class FunctionPool:
         self.in_flight = 0
         self.aws_requests: Counter[str] = Counter()
         self.aws_resources: set[tuple[str, str, str]] = set()
-        self.faults_injected: Counter[str] = Counter()
         self.invocations: list[Invocation] = []
 
     def invoke(self, event: Any) -> Invocation:
@@ -281,7 +279,6 @@ class FunctionPool:
                 self.invocations.append(replace(invocation, log="", aws_resources=[]))
                 self.aws_requests.update(invocation.aws_requests)
                 self.aws_resources.update(invocation.aws_resources)
-                self.faults_injected.update(invocation.faults_injected)
             if environment.alive and not invocation.timed_out:
                 with self._lock:
                     self._idle.append(environment)

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from localcloud.runtime.faults import FaultInjector
 from localcloud.runtime.zygote import name_this_process
 
 
@@ -95,7 +94,7 @@ class _RequestCounter:
         self.resources: set[tuple[str, str, str]] = set()  # (service, operation, resource)
         self._lock = threading.Lock()
 
-    def install(self, faults: FaultInjector) -> None:
+    def install(self) -> None:
         import boto3
 
         if boto3.DEFAULT_SESSION is None:  # a fork of localcloud.runtime.zygote has one, with its models loaded
@@ -106,7 +105,6 @@ class _RequestCounter:
         # DynamoDB bills by item written: count the items of batched writes too ("...:items").
         events.register("before-parameter-build.dynamodb.TransactWriteItems", self._count_items)
         events.register("before-parameter-build.dynamodb.BatchWriteItem", self._count_items)
-        faults.install(boto3.DEFAULT_SESSION)
 
     def _add(self, name: str, count: int) -> None:
         with self._lock:
@@ -138,14 +136,12 @@ class _RequestCounter:
         return sorted(resources)
 
 
-def serve(connection: Connection, handler: str, code_dir: str, environment: dict[str, str],
-          fault_rate: float = 0.0) -> None:
+def serve(connection: Connection, handler: str, code_dir: str, environment: dict[str, str]) -> None:
     os.environ.clear()  # a Lambda sandbox sees only its own environment
     os.environ.update(environment)
     sys.path.insert(0, code_dir)
     requests = _RequestCounter()
-    faults = FaultInjector(fault_rate)
-    requests.install(faults)  # before the handler's module makes its clients
+    requests.install()  # before the handler's module makes its clients
     capture = _Capture()
     sys.stdout = sys.stderr = capture
     started = time.perf_counter()
@@ -176,7 +172,7 @@ def serve(connection: Connection, handler: str, code_dir: str, environment: dict
         connection.send({
             "response": response, "error": failed, "log": capture.take(), "aws_requests": requests.take(),
             "aws_resources": requests.take_resources(),
-            "faults_injected": faults.take(), "duration_ms": (time.perf_counter() - started) * 1000,
+            "duration_ms": (time.perf_counter() - started) * 1000,
             "init_ms": init_ms, "max_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024})
         init_ms = 0.0
 
@@ -187,8 +183,7 @@ def run(fd: int) -> None:
     setup = connection.recv()
     if setup.get("process_name"):
         name_this_process(setup["process_name"])
-    serve(connection, setup["handler"], setup["code_dir"], setup["environment"],
-          fault_rate=setup.get("fault_rate", 0.0))
+    serve(connection, setup["handler"], setup["code_dir"], setup["environment"])
 
 
 def main() -> None:

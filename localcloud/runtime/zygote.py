@@ -33,6 +33,9 @@ PRELOAD = ("boto3", "botocore.session", "botocore.client", "aws_xray_sdk.core", 
 # client is made; a throwaway client of each in the template leaves them in boto3's default session.
 WARM_SERVICES = ("dynamodb", "sqs", "s3", "sesv2", "logs")
 TEMPLATE_PROCESS_NAME = "env-template"  # what `ps` shows for it (environments: env:<function>)
+# Lambda's own value; botocore puts it in every request's user agent (exec-env/...), and reads it when the
+# default session is made, here in the template.
+EXECUTION_ENV = "AWS_Lambda_python3.13"
 _PID = struct.Struct("!i")
 
 
@@ -116,6 +119,7 @@ def _warm_default_session() -> None:
     each environment still takes its own (and makes its own clients, with its own settings)."""
     import boto3
 
+    os.environ["AWS_EXECUTION_ENV"] = EXECUTION_ENV
     for service in WARM_SERVICES:
         boto3.client(service, region_name="us-east-1", endpoint_url="http://127.0.0.1:9",  # type: ignore[call-overload]
                      aws_access_key_id="warm", aws_secret_access_key="warm")  # noqa: S106  # nosec B106 - not a credential

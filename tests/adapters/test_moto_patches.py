@@ -357,3 +357,50 @@ def test_a_response_class_s_method_names_listed_once_are_moto_s_own():
         # Then they are moto's own names, listed once
         assert first == frozenset(utils.method_names_from_class(handler)) and second is first
         assert "transact_write_items" in first or "receive_message" in first
+
+
+def _counter_transaction(table: str, add: int) -> list[dict[str, Any]]:
+    return [{"Update": {"TableName": table, "Key": {"email": ITEM["email"]}, "UpdateExpression": "ADD sent :n",
+                        "ExpressionAttributeValues": {":n": {"N": str(add)}}}}]
+
+
+def test_a_client_request_token_seen_with_the_same_request_applies_nothing_twice():
+    from localcloud.emulator.patches import atomic_transactions
+
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(TableName="t", KeySchema=[{"AttributeName": "email", "KeyType": "HASH"}],
+                            AttributeDefinitions=[{"AttributeName": "email", "AttributeType": "S"}],
+                            BillingMode="PAY_PER_REQUEST")
+        client.put_item(TableName="t", Item=ITEM)
+        replays = atomic_transactions.token_replays
+        # Given a transaction that committed under a token (sent: 4 -> 5)
+        client.transact_write_items(TransactItems=_counter_transaction("t", 1), ClientRequestToken="move-1")
+        # When the same request comes again with that token (a retry after a lost answer)
+        client.transact_write_items(TransactItems=_counter_transaction("t", 1), ClientRequestToken="move-1")
+        # Then it succeeds and applies nothing; a new token is a new request
+        assert client.get_item(TableName="t", Key={"email": ITEM["email"]})["Item"]["sent"] == {"N": "5"}
+        assert atomic_transactions.token_replays == replays + 1
+        client.transact_write_items(TransactItems=_counter_transaction("t", 1), ClientRequestToken="move-2")
+        assert client.get_item(TableName="t", Key={"email": ITEM["email"]})["Item"]["sent"] == {"N": "6"}
+
+
+def test_a_client_request_token_with_another_request_is_a_mismatch_and_a_cancelled_one_is_not_remembered():
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(TableName="t", KeySchema=[{"AttributeName": "email", "KeyType": "HASH"}],
+                            AttributeDefinitions=[{"AttributeName": "email", "AttributeType": "S"}],
+                            BillingMode="PAY_PER_REQUEST")
+        client.put_item(TableName="t", Item=ITEM)
+        client.transact_write_items(TransactItems=_counter_transaction("t", 1), ClientRequestToken="move-1")
+        with pytest.raises(ClientError) as mismatch:
+            client.transact_write_items(TransactItems=_counter_transaction("t", 2), ClientRequestToken="move-1")
+        assert mismatch.value.response["Error"]["Code"] == "IdempotentParameterMismatchException"
+        # A transaction cancelled by its condition commits nothing, so its token is free for the same request
+        failing = [{"Update": {**_counter_transaction("t", 1)[0]["Update"], "ConditionExpression": "sent > :big",
+                               "ExpressionAttributeValues": {":n": {"N": "1"}, ":big": {"N": "100"}}}}]
+        for _ in range(2):
+            with pytest.raises(ClientError) as cancelled:
+                client.transact_write_items(TransactItems=failing, ClientRequestToken="move-3")
+            assert cancelled.value.response["Error"]["Code"] == "TransactionCanceledException"
+        assert client.get_item(TableName="t", Key={"email": ITEM["email"]})["Item"]["sent"] == {"N": "5"}

@@ -75,6 +75,29 @@ def test_moves_add_their_counters_once_and_a_move_without_its_claim_is_rejected(
     assert (job.sent, job.duplicate) == (110, 1)
 
 
+def test_a_claim_or_move_repeated_by_its_own_delivery_is_a_success_once_and_by_another_a_loss(stores):
+    # A repeated request (botocore's retry after a lost answer) finds its own committed write: it must
+    # neither lose its claim nor call its move stale, and must count nothing twice.
+    ledger, jobs = stores.ledger, stores.jobs
+    jobs.begin(UPLOAD)
+    mine = [replace(claim(n), holder="delivery-1") for n in range(3)]
+    assert ledger.claim(mine) == {}
+    assert ledger.claim(mine) == {}  # the same delivery's claim again: still won
+    twin = [replace(c, holder="delivery-2") for c in mine]  # the same message delivered twice at once
+    assert sorted(ledger.claim(twin)) == [c.email for c in twin]
+    moves = [Move(mine[0], State.SENT, JobCounter.SENT, provider_message_id="p0"),
+             Move(mine[1], State.BLOCKED, JobCounter.RETRIED, next_attempt_at=50.0),
+             Move(mine[2], State.UNKNOWN, JobCounter.UNKNOWN)]
+    assert ledger.settle(moves) == []
+    assert ledger.settle(moves) == []  # the same delivery's moves again: applied, counted by the first
+    assert ledger.settle([replace(m, claim=t) for m, t in zip(moves, twin, strict=True)]) == [
+        replace(m, claim=t) for m, t in zip(moves, twin, strict=True)]
+    assert ledger.settle([replace(moves[0], provider_message_id="another send")]) == [
+        replace(moves[0], provider_message_id="another send")]
+    job = jobs.get(JOB)
+    assert (job.sent, job.retried, job.unknown) == (1, 1, 1)
+
+
 def test_a_job_succeeds_exactly_when_every_row_is_settled(stores):
     ledger, jobs = stores.ledger, stores.jobs
     assert jobs.begin(UPLOAD) is not None

@@ -150,6 +150,21 @@ def test_a_batch_the_redrive_policy_moved_is_shown_with_a_reason(cloud):
     assert letters and letters[-1]["source_key"] == "incoming/x.csv" and letters[-1]["contacts"] == 1
 
 
+def test_copies_of_one_dead_letter_are_shown_once(cloud):
+    # Given a letter written twice (a redelivery writes its follow-up again; so does a send that botocore repeated
+    # after its answer was lost)
+    from common.domain.messages import DeadLetter
+    from common.domain.vocabulary import DeadLetterReason
+
+    letter = DeadLetter(reason=DeadLetterReason.UNKNOWN_OUTCOME, email="copy@example.com", name="C", job_id="copies",
+                        source_key="incoming/c.csv", row=3, attempt=1, provider_response="SES answer lost")
+    for _ in range(2):
+        cloud.client("sqs").send_message(QueueUrl=cloud.deployment.output("DeadLetterQueueUrl"),
+                                         MessageBody=letter.body(cloud.pseudonym))
+    # Then `localcloud dlq` shows it once
+    assert len([d for d in cloud.dead_letters() if d.get("job_id") == "copies"]) == 1
+
+
 def test_dlq_redrive_gives_exhausted_contacts_one_more_attempt(cloud, tmp_path):
     # Given a file whose one contact is blocked forever, so it ends EXHAUSTED in the DLQ
     path = tmp_path / "forever.csv"

@@ -14,7 +14,7 @@ from common.adapters.dynamo_ledger import DynamoLedger
 from common.domain.jobs import Job, Upload
 from common.domain.parsing import Importer
 from common.domain.sending import BatchReport, RetryPolicy, SendPorts, deliver_message
-from common.ports import JobStore, Ledger
+from common.ports import EmailProvider, JobStore, Ledger
 from localcloud.deploy import Deployment
 from tests.fakes import TEST_PSEUDONYMS, MemoryJobs, MemoryLedger, MemoryTables
 from tests.unit.conftest import (
@@ -43,6 +43,7 @@ class Pipeline:
     max_attempts: int = 3
     can_look_up: bool = True
     provider_settings: dict = field(default_factory=dict)
+    real_provider: EmailProvider | None = None  # instead of the simulated one (e.g. SES at a test endpoint)
 
     def __post_init__(self) -> None:
         self.outbox = MemoryOutbox()
@@ -60,7 +61,7 @@ class Pipeline:
             self.ledger = DynamoLedger(outputs["ContactsTableName"], outputs["JobsTableName"], client=dynamodb,
                                        sleep=lambda s: None, pseudonym=TEST_PSEUDONYMS.of)
             self.jobs = DynamoJobs(outputs["JobsTableName"], client=dynamodb)
-        self.ports = SendPorts(ledger=self.ledger, provider=self.provider, retries=self.queue,
+        self.ports = SendPorts(ledger=self.ledger, provider=self.real_provider or self.provider, retries=self.queue,
                                dead_letters=self.queue, draw=lambda: 0.5, clock=lambda: self.clock)
         self.policy = RetryPolicy(max_attempts=self.max_attempts, base_delay_seconds=1, max_delay_seconds=8)
         self.inbox: deque[Message] = deque()

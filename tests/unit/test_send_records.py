@@ -212,7 +212,7 @@ def test_a_takeover_lost_to_another_redelivery_says_so(pipeline):
     def a_twin_takes_ann_first(claims):
         if claims and claims[0].take_over_lease_before is not None:
             pipeline.ledger.claim = claim
-            claim(claims[:1])  # the other redelivery wins ann's conditional takeover
+            claim([replace(c, holder="twin") for c in claims[:1]])  # another redelivery wins ann's takeover
         return claim(claims)
 
     pipeline.ledger.claim = a_twin_takes_ann_first

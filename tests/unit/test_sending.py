@@ -158,7 +158,7 @@ def test_a_redelivery_that_loses_the_takeover_race_comes_back_and_sends_nothing(
     def the_other_delivery_takes_over_first(claims):
         if any(c.take_over_lease_before is not None for c in claims):
             ledger.claim = claim
-            claim([replace(c, lease_until=pipeline.clock + LEASE_SECONDS) for c in claims])
+            claim([replace(c, lease_until=pipeline.clock + LEASE_SECONDS, holder="the other") for c in claims])
         return claim(claims)
 
     ledger.claim = the_other_delivery_takes_over_first
@@ -233,6 +233,22 @@ def test_a_lost_answer_becomes_unknown_when_the_provider_cannot_be_asked():
     assert pipeline.attempts_per_address() == {"ann@example.com": 1, "bob@example.com": 1}
     job = pipeline.job()
     assert (job.unknown, job.sent) == (1, 1)
+    assert_accounted(pipeline)
+
+
+def test_a_lost_answer_from_a_provider_that_cannot_be_asked_is_unknown_at_once_and_never_resent():
+    # Given SES-like provider (no look-up) whose answer to ann's send is lost after the request went out
+    pipeline = Pipeline(can_look_up=False, provider_settings={"bounce_rate": 0.0, "block_rate": 0.0})
+    pipeline.upload("incoming/a.csv", rows("ann@example.com"))
+    pipeline.provider.answer_lost_for.add("ann@example.com")
+    # When her message is delivered once
+    report = pipeline.deliver(pipeline.inbox.popleft())
+    # Then she is UNKNOWN in that same delivery: no redelivery, no delayed retry, one attempt, dead-lettered
+    assert report.tally == {Verdict.UNKNOWN: 1} and not report.must_retry
+    assert pipeline.attempts_per_address() == {"ann@example.com": 1}
+    (letter,) = pipeline.queue.letters
+    assert letter.reason is DeadLetterReason.UNKNOWN_OUTCOME and "never resent" in letter.provider_response
+    assert not pipeline.queue.retries and pipeline.job().unknown == 1
     assert_accounted(pipeline)
 
 

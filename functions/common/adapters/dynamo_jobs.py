@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,12 @@ def _now() -> str:
 
 
 class DynamoJobs:
-    """Jobs table: item `job` holds what the parser found; items `counters#N` the send side's ADDs."""
+    """Jobs table: item `job` holds what the parser found; items `counters#N` the send side's ADDs.
+
+    Every write here may be repeated by botocore after a lost answer, harmlessly: `begin` is a conditional
+    put whose repeat finds the job still parsing and resumes it; `save_checkpoint` recognises its own
+    checkpoint (by the call's writer id) in the item its failed condition returns; `mark_continued` sets
+    the same value again; a repeated `finish` finds the job finished with the same tally and changes nothing."""
 
     def __init__(self, table_name: str, client: DynamoDBClient | None = None):
         self._table = table_name
@@ -66,20 +72,25 @@ class DynamoJobs:
                            stage=Stage(item["stage"]["S"]))
 
     def save_checkpoint(self, job_id: str, checkpoint: Checkpoint) -> bool:
+        writer = uuid.uuid4().hex  # this call's, so that its repeated request knows its own write
         try:
             self._client.update_item(
                 TableName=self._table, Key=_head_key(job_id),
-                UpdateExpression="SET parse_segment = :next, parse_checkpoint = :checkpoint",
+                UpdateExpression="SET parse_segment = :next, parse_checkpoint = :checkpoint, parse_writer = :writer",
                 ConditionExpression="stage = :parsing AND parse_segment = :previous",
                 ExpressionAttributeValues={":next": {"N": str(checkpoint.segment)},
                                            ":previous": {"N": str(checkpoint.segment - 1)},
-                                           ":checkpoint": {"S": checkpoint.encode()},
-                                           ":parsing": {"S": Stage.PARSING.value}})
+                                           ":checkpoint": {"S": checkpoint.encode()}, ":writer": {"S": writer},
+                                           ":parsing": {"S": Stage.PARSING.value}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD")
             return True
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            # True for our own checkpoint, written by a request whose answer was lost and repeated by botocore.
+            response: dict[str, Any] = dict(error.response)
+            found: dict[str, Any] = response.get("Item", {})
+            return bool(found.get("parse_writer", {}).get("S") == writer)
 
     def mark_continued(self, job_id: str, segment: int) -> None:
         self._client.update_item(

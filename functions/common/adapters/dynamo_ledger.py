@@ -1,8 +1,18 @@
 """The contact ledger on DynamoDB: claims and moves in TransactWriteItems of up to 100 conditional
-writes, with the job's counters in the same transaction (rules and states: common.domain.ledger)."""
+writes, with the job's counters in the same transaction (rules and states: common.domain.ledger).
+
+Every transaction carries a ClientRequestToken, the digest of the request itself: botocore's retry of a
+request whose answer was lost sends the same bytes, so the same token, and DynamoDB applies nothing twice
+within its 10-minute window. Each request of ours after a known answer (a cancellation, a conflict) is a
+new request and gets a token of its own. Past the window, or on an endpoint that ignores tokens, the old
+item returned with a failed condition (ALL_OLD) tells our own committed write from someone else's.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import json
 import time
 import zlib
 from collections import defaultdict
@@ -13,7 +23,16 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from common.adapters.aws import client as aws_client
-from common.domain.ledger import Claim, DuplicateMark, LedgerEntry, Move, Transition, feedback_refusal
+from common.domain.ledger import (
+    Claim,
+    DuplicateMark,
+    LedgerEntry,
+    Move,
+    Transition,
+    already_applied,
+    feedback_refusal,
+    made_by,
+)
 from common.domain.vocabulary import FeedbackMove, JobCounter, State
 
 if TYPE_CHECKING:
@@ -64,7 +83,10 @@ class DynamoLedger:
         for start in range(0, len(claims), MAX_TRANSACTION_ITEMS):
             chunk = claims[start:start + MAX_TRANSACTION_ITEMS]
             for index, item in self._transact([self._claim_op(c) for c in chunk]).items():
-                lost[chunk[index].email] = _entry(item) if item else None
+                entry = _entry_or_none(item)
+                # Not lost: our own claim, committed by a request whose answer was lost.
+                if not made_by(entry, chunk[index]):
+                    lost[chunk[index].email] = entry
         return lost
 
     def _claim_op(self, claim: Claim) -> dict[str, Any]:
@@ -72,7 +94,7 @@ class DynamoLedger:
             return {"Update": {
                 "TableName": self._contacts,
                 "Key": {"email": {"S": claim.email}},
-                "UpdateExpression": "SET lease_until = :lease, updated_at = :now REMOVE unsent",
+                "UpdateExpression": "SET lease_until = :lease, holder = :holder, updated_at = :now REMOVE unsent",
                 "ConditionExpression": "#state = :claimed AND #token = :token AND attempt = :attempt "
                                        "AND carrier = :carrier AND lease_until <= :before",
                 "ExpressionAttributeNames": {"#state": "state", "#token": "token"},
@@ -80,7 +102,8 @@ class DynamoLedger:
                     ":claimed": {"S": State.CLAIMED.value}, ":token": {"S": claim.token},
                     ":attempt": {"N": str(claim.attempt)}, ":carrier": {"S": claim.carrier},
                     ":before": {"N": f"{claim.take_over_lease_before:.3f}"},
-                    ":lease": {"N": f"{claim.lease_until:.3f}"}, ":now": {"S": _now_iso()}},
+                    ":lease": {"N": f"{claim.lease_until:.3f}"}, ":holder": {"S": claim.holder},
+                    ":now": {"S": _now_iso()}},
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
         if claim.attempt == 1:
             item = {
@@ -88,7 +111,7 @@ class DynamoLedger:
                 "attempt": {"N": "1"}, "carrier": {"S": claim.carrier},
                 "lease_until": {"N": f"{claim.lease_until:.3f}"}, "job_id": {"S": claim.job_id},
                 "row": {"N": str(claim.row)}, "name": {"S": claim.name}, "source_key": {"S": claim.source_key},
-                "claimed_at": {"S": _now_iso()}, "updated_at": {"S": _now_iso()}}
+                "holder": {"S": claim.holder}, "claimed_at": {"S": _now_iso()}, "updated_at": {"S": _now_iso()}}
             if self._pseudonym is not None:
                 item["pseudonym"] = {"S": self._pseudonym(claim.email)}
             return {"Put": {
@@ -99,14 +122,15 @@ class DynamoLedger:
             "TableName": self._contacts,
             "Key": {"email": {"S": claim.email}},
             "UpdateExpression": "SET #state = :claimed, attempt = :attempt, carrier = :carrier, "
-                                "lease_until = :lease, updated_at = :now",
+                                "lease_until = :lease, holder = :holder, updated_at = :now",
             "ConditionExpression": "#state = :blocked AND #token = :token AND attempt = :previous",
             "ExpressionAttributeNames": {"#state": "state", "#token": "token"},
             "ExpressionAttributeValues": {
                 ":claimed": {"S": State.CLAIMED.value}, ":blocked": {"S": State.BLOCKED.value},
                 ":token": {"S": claim.token}, ":attempt": {"N": str(claim.attempt)},
                 ":previous": {"N": str(claim.attempt - 1)}, ":carrier": {"S": claim.carrier},
-                ":lease": {"N": f"{claim.lease_until:.3f}"}, ":now": {"S": _now_iso()}},
+                ":lease": {"N": f"{claim.lease_until:.3f}"}, ":holder": {"S": claim.holder},
+                ":now": {"S": _now_iso()}},
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
 
     def entry(self, email: str) -> LedgerEntry | None:
@@ -143,9 +167,10 @@ class DynamoLedger:
             lost = self._transact(ops + ([counter_op] if counter_op else []), drop_lost=False)
             if not lost:
                 return rejected
-            lost_indexes = set(lost)
-            rejected += [t for i, t in enumerate(chunk) if i in lost_indexes and isinstance(t, Move)]
-            chunk = [t for i, t in enumerate(chunk) if i not in lost_indexes]
+            # A move already applied was committed (with its counter) by a request whose answer was lost.
+            rejected += [t for i, t in enumerate(chunk) if i in lost and isinstance(t, Move)
+                         and not already_applied(_entry_or_none(lost[i]), t)]
+            chunk = [t for i, t in enumerate(chunk) if i not in lost]
         return rejected
 
     def _transition_op(self, transition: Transition) -> dict[str, Any]:
@@ -181,7 +206,8 @@ class DynamoLedger:
             "ConditionExpression": "#state = :claimed AND #token = :token AND attempt = :attempt "
                                    "AND carrier = :carrier",
             "ExpressionAttributeNames": {"#state": "state", "#token": "token"},
-            "ExpressionAttributeValues": values}}
+            "ExpressionAttributeValues": values,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
 
     def _counter_op(self, job_id: str, chunk: Iterable[Transition]) -> dict[str, Any] | None:
         counts: dict[JobCounter, int] = defaultdict(int)
@@ -264,9 +290,13 @@ class DynamoLedger:
         lost: dict[int, dict[str, Any] | None] = {}
         pending = list(range(len(ops)))
         conflicts = 0
-        while pending:
+        for round_ in itertools.count():  # one round per request we send; botocore's retries stay in their round
+            if not pending:
+                return lost
+            items = [ops[i] for i in pending]
             try:
-                self._client.transact_write_items(TransactItems=[ops[i] for i in pending])  # type: ignore[misc]
+                self._client.transact_write_items(TransactItems=items,  # type: ignore[arg-type]
+                                                  ClientRequestToken=request_token(items, round_))
                 return lost
             except ClientError as error:
                 if error.response["Error"]["Code"] != "TransactionCanceledException":
@@ -288,6 +318,17 @@ class DynamoLedger:
         return lost
 
 
+def request_token(items: list[dict[str, Any]], round_: int) -> str:
+    """The same request, the same token (botocore's retries resend it as it was); the round tells apart two
+    identical requests of ours sent after a known answer (a conflict), which DynamoDB must not take for one."""
+    digest = hashlib.sha256(json.dumps([round_, items], sort_keys=True, separators=(",", ":")).encode())
+    return digest.hexdigest()[:36]  # DynamoDB's limit
+
+
+def _entry_or_none(item: dict[str, Any] | None) -> LedgerEntry | None:
+    return _entry(item) if item else None
+
+
 def _entry(item: dict[str, Any]) -> LedgerEntry:
     def text(name: str) -> str:
         return str(item.get(name, {}).get("S", ""))
@@ -300,4 +341,4 @@ def _entry(item: dict[str, Any]) -> LedgerEntry:
                        job_id=text("job_id"), row=int(number("row")), source_key=text("source_key"),
                        provider_message_id=text("provider_message_id"), detail=text("detail"),
                        unsent=item.get("unsent", {}).get("BOOL", False), next_attempt_at=number("next_attempt_at"),
-                       name=text("name"))
+                       name=text("name"), holder=text("holder"))

@@ -5,29 +5,24 @@
 - The recipient refused (MessageRejected for the message itself): BOUNCED, never retried.
 - Throttled, daily quota reached, sending paused: TransientProviderError(maybe_sent=False), which
   the send path treats like a block: a delayed retry.
-- The answer lost in transport (read timeout, connection dropped, SES 5xx): maybe sent. SES cannot
-  be asked by idempotency key, so such a contact becomes UNKNOWN rather than risk a second email.
+- The connection never opened (no route, connect timeout): certainly not sent, retried like a block.
+- Anything after the request may have left (read timeout, connection dropped, an unreadable answer,
+  SES 5xx): maybe sent. SES cannot be asked by idempotency key, so such a contact becomes UNKNOWN
+  rather than risk a second email.
 - The sender's own setup is wrong (identity not verified, sandbox recipient, missing configuration
   set, no permission): ProviderConfigurationError, loud, and the contact is left unsent for later.
 
-The client makes one attempt per call: botocore's own retries would resend after a read timeout,
-which could email someone twice.
+The client makes exactly one request per call (`common.adapters.aws.RETRIES`): botocore's own
+retries would resend after a read timeout or a 5xx, and email someone twice.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
 
+from common.adapters.aws import client as aws_client
 from common.domain.provider import EmailRequest, ProviderConfigurationError, SendResult, TransientProviderError
 from common.domain.pseudonyms import redact_addresses
 from common.domain.vocabulary import Outcome
@@ -46,12 +41,9 @@ SETUP_ERRORS = {"MailFromDomainNotVerifiedException", "NotFoundException", "Acce
                 "UnrecognizedClientException", "InvalidClientTokenId", "ConfigurationSetDoesNotExist"}
 
 
-SINGLE_ATTEMPT = Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5, read_timeout=15,
-                        max_pool_connections=64)
-
-
 def ses_client() -> Any:
-    return boto3.client("sesv2", config=SINGLE_ATTEMPT)
+    """SES v2 with one request per call."""
+    return aws_client("sesv2")
 
 
 class SesProvider:
@@ -76,12 +68,12 @@ class SesProvider:
             message["ConfigurationSetName"] = self._configuration_set
         try:
             response = self._client.send_email(**message)
-        except (EndpointConnectionError, ConnectTimeoutError) as error:  # never reached SES
+        except (EndpointConnectionError, ConnectTimeoutError) as error:  # the connection never opened
             raise TransientProviderError(f"SES unreachable: {error}") from None
-        except (ReadTimeoutError, ConnectionClosedError) as error:
-            raise TransientProviderError(f"SES answer lost: {error}", maybe_sent=True) from None
         except ClientError as error:
             return _classify(error)
+        except BotoCoreError as error:  # read timeout, connection dropped, unreadable answer: after it went out
+            raise TransientProviderError(f"SES answer lost: {error}", maybe_sent=True) from None
         return SendResult(outcome=Outcome.DELIVERED, provider_message_id=response["MessageId"],
                           detail="accepted by SES")
 

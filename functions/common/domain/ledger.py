@@ -7,6 +7,11 @@
 Every move is a conditional write naming the claim it expects (token, attempt, carrier), so
 only the holder of a claim can move it. Job counters are added in the same transaction as
 the move that earns them, so a count can be neither lost nor doubled by a crash.
+
+A write whose answer was lost is sent again (by the SDK, with the same request token). Where the
+repeat still finds its condition failed, the item it finds tells whether the first request had
+committed: `made_by` (this very claim) and `already_applied` (this very move) are then a success,
+never a lost claim or a stale move.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ class Claim:
     source_key: str
     # Set to take over our own claim whose lease ran out before this time (its holder died).
     take_over_lease_before: float | None = None
+    # This delivery of the message, unique to it (two deliveries of one message share the carrier):
+    # how a repeated request recognises the claim it made itself.
+    holder: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +55,7 @@ class LedgerEntry:
     unsent: bool = False  # released after the provider refused the email: safe to send on resume
     next_attempt_at: float = 0.0  # BLOCKED: when the delayed retry becomes visible
     name: str = ""
+    holder: str = ""  # the delivery that made (or took over) the current claim
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,3 +96,24 @@ def feedback_refusal(entry: LedgerEntry, provider_message_id: str, state: State)
     if entry.state is not State.SENT:
         return FeedbackMove.NOT_SENT
     return None
+
+
+def holds(entry: LedgerEntry | None, claim: Claim) -> bool:
+    """The claim is held: its item is CLAIMED under its token, attempt and carrier (what every move expects)."""
+    return (entry is not None and entry.state is State.CLAIMED and entry.token == claim.token
+            and entry.attempt == claim.attempt and entry.carrier == claim.carrier)
+
+
+def made_by(entry: LedgerEntry | None, claim: Claim) -> bool:
+    """The item is what this very delivery's claim wrote: a repeated claim whose first answer was lost."""
+    return holds(entry, claim) and entry is not None and bool(claim.holder) and entry.holder == claim.holder
+
+
+def already_applied(entry: LedgerEntry | None, move: Move) -> bool:
+    """The item is where this very delivery's move leads: a repeated settle whose first answer was lost (its
+    counter was earned by that first request)."""
+    claim = move.claim
+    return (entry is not None and move.state is not State.CLAIMED and entry.state is move.state
+            and entry.token == claim.token and entry.attempt == claim.attempt and entry.carrier == claim.carrier
+            and bool(claim.holder) and entry.holder == claim.holder
+            and (not move.provider_message_id or entry.provider_message_id == move.provider_message_id))

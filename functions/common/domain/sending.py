@@ -7,7 +7,7 @@ The rules that make sending at-most-once (see docs/ledger.md):
   again, and when it cannot say, the contact becomes UNKNOWN instead of risking a second email.
 - A send the provider refused without taking it (throttling) takes the blocked path: a delayed
   retry that counts as an attempt. A send whose answer was lost keeps its claim, and its message
-  comes back to ask the provider.
+  comes back to ask the provider; with a provider that cannot be asked (SES), it is UNKNOWN at once.
 - Follow-ups (a delayed retry, a dead letter) are written after the ledger move, and a
   redelivery of the same message writes them again; a stale copy of a retry loses its claim.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import random
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -29,6 +30,11 @@ from common.domain.provider import EmailRequest, ProviderConfigurationError, Sen
 from common.domain.vocabulary import DEAD_LETTER_FOR_STATE, SETTLEMENTS, DeadLetterReason, Outcome, State, Verdict
 from common.domain.waves import Waves, one_wave
 from common.ports import DeadLetters, EmailProvider, Ledger, RetryQueue
+
+# A lease outlives the invocation by this much, so a live sender is never taken over.
+LEASE_MARGIN_SECONDS = 30
+# No send starts in the invocation's last seconds: its claim is released instead of timing out mid-send.
+DEADLINE_MARGIN_SECONDS = 10
 
 
 class _Next(StrEnum):
@@ -108,6 +114,7 @@ class SendPorts:
     clock: Callable[[], float] = time.time
     pacer: SendPacer | None = None  # MaxSendRate across invocations; None: no limit
     sleep: Callable[[float], None] = time.sleep
+    delivery_id: Callable[[], str] = lambda: uuid.uuid4().hex  # names each delivery's claims (Claim.holder)
 
 
 def deliver_message(body: str, carrier: str, ports: SendPorts, policy: RetryPolicy,
@@ -131,7 +138,7 @@ def deliver_batch(batch: ContactBatch, carrier: str, ports: SendPorts, policy: R
                                                   Verdict.OUT_OF_TIME, "no time left in this invocation", ready_at=now)
                                     for d in batch.deliveries])
     report = BatchReport()
-    work = _Work(batch, carrier, lease_until, policy, ports.draw, now)
+    work = _Work(batch, carrier, lease_until, policy, ports.draw, now, holder=ports.delivery_id())
     to_send, to_resume = _claim(batch, carrier, work, ports, report, now)
     to_send += _take_over(work, ports, report, to_resume, now)
     _send_and_settle(work, ports, report, to_send, send_deadline)
@@ -205,6 +212,9 @@ def _send_and_settle(work: _Work, ports: SendPorts, report: BatchReport, to_send
             report.send_seconds.append(seconds)
             if isinstance(outcome, SendResult):
                 work.settle(claim, outcome, report)
+            elif outcome.maybe_sent and not ports.provider.can_look_up:
+                # It may have gone out, and nobody can say: never sent again (no redelivery would learn more).
+                work.settle(claim, None, report, f"{outcome}; the provider cannot be asked, so it is never resent")
             elif (verdict := _verdict_for_unsent(outcome)) is Verdict.RETRY_SCHEDULED:
                 work.settle(claim, SendResult(Outcome.BLOCKED, provider_message_id="",
                                               detail=f"throttled: {outcome}"), report)
@@ -279,8 +289,9 @@ class _Work:
     """The moves and follow-ups one delivery of a batch accumulates."""
 
     def __init__(self, batch: ContactBatch, carrier: str, lease_until: float, policy: RetryPolicy,
-                 draw: Callable[[], float], now: float):
+                 draw: Callable[[], float], now: float, holder: str):
         self.batch = batch
+        self.holder = holder
         self.policy = policy
         self.draw = draw
         self.now = now
@@ -296,7 +307,7 @@ class _Work:
         for d in self.batch.deliveries:
             claim = Claim(email=d.email, token=self.batch.token(d), attempt=d.attempt, carrier=self.carrier,
                           lease_until=self.lease_until, job_id=self.batch.job_id, row=d.row, name=d.name,
-                          source_key=self.batch.source_key)
+                          source_key=self.batch.source_key, holder=self.holder)
             if d.email in seen:  # one transaction cannot touch an item twice; the second row is a duplicate
                 self.transitions.append(DuplicateMark(job_id=self.batch.job_id, row=d.row, carrier=self.carrier))
                 report.results.append(self.result(claim, Verdict.DUPLICATE))
@@ -314,10 +325,11 @@ class _Work:
         return ContactResult(claim.job_id, claim.source_key, claim.row, claim.email, claim.attempt, verdict, detail,
                              ready_at, retry_in_seconds)
 
-    def settle(self, claim: Claim, sent: SendResult | None, report: BatchReport) -> None:
+    def settle(self, claim: Claim, sent: SendResult | None, report: BatchReport,
+               unknown_because: str = "outcome unknown and the provider cannot be asked") -> None:
         """`sent` None: the outcome is unknown, and the provider cannot be asked."""
         if sent is None:
-            self._move(claim, Verdict.UNKNOWN, report, "", "outcome unknown and the provider cannot be asked")
+            self._move(claim, Verdict.UNKNOWN, report, "", unknown_because)
         elif sent.outcome is Outcome.DELIVERED:
             self._move(claim, Verdict.SENT, report, sent.provider_message_id, sent.detail)
         elif sent.outcome is Outcome.BOUNCED:
