@@ -361,6 +361,8 @@ def print_report(report: ChaosReport, console: Console) -> None:
     table.add_row("messages redelivered (at least)", str(report.redeliveries))
     table.add_row("lease takeovers (at least)", str(report.lease_takeovers))
     table.add_row("answers lost after the service acted", str(sum(report.answers_lost.values())))
+    for target, count in sorted(report.answers_lost.items()):
+        table.add_row(f"  {target}", str(count))
     table.add_row("  DynamoDB repeats answered from their token", str(report.token_replays))
     table.add_row("UNKNOWN outcomes", str(report.unknown))
     for reason, count in sorted(report.dead_letters.items()):
