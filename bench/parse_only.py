@@ -19,7 +19,7 @@ class NullJobs:
     def begin(self, upload, content_etag=""):
         return ImportState(upload=upload, checkpoint=Checkpoint())
 
-    def finish(self, job_id, tally: ParseTally, failure_reason="", rejects_key="", segment=0, read_as=""):
+    def finish(self, job_id, tally: ParseTally, failure_reason="", rejects_key="", segment=0, read_as="", unsure=None):
         self.tally = tally
 
 

@@ -23,6 +23,7 @@ from common.adapters.dynamo_outbox import DynamoOutbox
 from common.adapters.sqs import ContactsQueue
 from common.domain.jobs import Job, Upload
 from common.domain.ledger import LedgerEntry
+from common.domain.parsing import unreadable_kind
 from common.domain.provider import OutboxEntry
 from common.domain.pseudonyms import Pseudonyms
 from common.domain.redrive import redrive_letter
@@ -185,17 +186,22 @@ class LocalCloud:
                               + " (S3's suffix filters are case-sensitive)")
 
     # -- what users do -----------------------------------------------------------------------
-    def upload(self, paths: Iterable[Path], prefix: str = UPLOAD_PREFIX) -> list[Uploaded]:
-        """Refuses, before uploading anything, a file the bucket would not send to the parse function."""
+    def upload(self, paths: Iterable[Path], prefix: str = UPLOAD_PREFIX,
+               metadata: dict[str, str] | None = None) -> list[Uploaded]:
+        """Refuses, before uploading anything, a file the bucket would not send to the parse function. `metadata`:
+        the object's x-amz-meta-* (which column is which, say)."""
         paths = list(paths)
         filters = self.key_filters
         for path in paths:
+            if kind := unreadable_kind(path.name):  # the parse function would fail its job, saying the same
+                raise NotImported(f"{path.name} would not be read: {kind}")
             self.check_importable(prefix + path.name, filters)
-        return [self.put_upload(prefix + path.name, path.read_bytes()) for path in paths]
+        return [self.put_upload(prefix + path.name, path.read_bytes(), metadata) for path in paths]
 
-    def put_upload(self, key: str, body: bytes) -> Uploaded:
+    def put_upload(self, key: str, body: bytes, metadata: dict[str, str] | None = None) -> Uploaded:
         """One PutObject, as `aws s3 cp` makes it; the job id follows from the object's ETag."""
-        etag = self.client("s3").put_object(Bucket=self.bucket, Key=key, Body=body)["ETag"].strip('"')
+        etag = self.client("s3").put_object(Bucket=self.bucket, Key=key, Body=body,
+                                            Metadata=metadata or {})["ETag"].strip('"')
         return Uploaded(key=key, job_id=Upload(bucket=self.bucket, key=key, etag=etag).job_id)
 
     def invoke(self, function: str, event: Any) -> Any:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from common.domain.columns import Unsure
 from common.domain.jobs import Checkpoint, ImportState, Job, ParseTally, Stage, Upload
 from common.domain.ledger import (
     Claim,
@@ -169,7 +170,8 @@ class MemoryJobs:
 
     def begin(self, upload: Upload, content_etag: str = "") -> ImportState | None:
         with self.tables.lock:
-            if upload.job_id not in self.tables.heads:
+            held = self.tables.heads.get(upload.job_id, {}).get("stage") is Stage.NEEDS_MAPPING
+            if upload.job_id not in self.tables.heads or held:
                 self.tables.heads[upload.job_id] = {
                     "upload": upload, "stage": Stage.PARSING, "content_etag": content_etag or upload.etag,
                     "segment": 0, "continued": 0, "checkpoint": Checkpoint().encode(), "started_at": _now()}
@@ -198,14 +200,14 @@ class MemoryJobs:
         self.tables.heads[job_id]["continued"] = segment
 
     def finish(self, job_id: str, tally: ParseTally, failure_reason: str = "", rejects_key: str = "",
-               segment: int = 0, read_as: str = "") -> None:
+               segment: int = 0, read_as: str = "", unsure: Unsure | None = None) -> None:
         with self.tables.lock:
             head = self.tables.heads[job_id]
             if head["stage"] is not Stage.PARSING or head["segment"] != segment:
                 return  # a concurrent parse of the same segment finished first with the same tally
-            head.update(stage=Stage.FAILED if failure_reason else Stage.PARSED, tally=tally.copy(),
-                        failure_reason=failure_reason, rejects_key=rejects_key, parsed_at=_now(), checkpoint=None,
-                        read_as=read_as)
+            stage = Stage.NEEDS_MAPPING if unsure else Stage.FAILED if failure_reason else Stage.PARSED
+            head.update(stage=stage, tally=tally.copy(), failure_reason=failure_reason, rejects_key=rejects_key,
+                        parsed_at=_now(), checkpoint=None, read_as=read_as, unsure=unsure)
 
     def interrupt(self, job_id: str) -> None:
         """What a parse that died before finishing leaves behind: the job still PARSING."""
@@ -224,7 +226,7 @@ class MemoryJobs:
                    retried=counts[JobCounter.RETRIED], exhausted=counts[JobCounter.EXHAUSTED],
                    unknown=counts[JobCounter.UNKNOWN], complained=counts[JobCounter.COMPLAINED],
                    failure_reason=head.get("failure_reason", ""), rejects_key=head.get("rejects_key", ""),
-                   read_as=head.get("read_as", ""),
+                   read_as=head.get("read_as", ""), notes=dict(tally.notes), needs_mapping=head.get("unsure"),
                    invalid_reasons=dict(tally.invalid_reasons), started_at=head["started_at"],
                    parsed_at=head.get("parsed_at", ""))
 

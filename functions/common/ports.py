@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from common.domain.columns import Unsure
     from common.domain.contacts import InvalidRow
     from common.domain.jobs import Checkpoint, ImportState, ParseTally, Upload
     from common.domain.ledger import Claim, LedgerEntry, Transition
@@ -95,7 +96,8 @@ class Ledger(Protocol):
 
 class JobStore(Protocol):
     def begin(self, upload: Upload, content_etag: str = "") -> ImportState | None:
-        """Create the job, or find it still being parsed; None once its parse has finished."""
+        """Create the job, or find it still being parsed; None once its parse has finished. A job held as
+        NEEDS_MAPPING starts over (the same file uploaded again, with its columns said)."""
         ...
 
     def resume(self, job_id: str) -> ImportState | None:
@@ -110,7 +112,9 @@ class JobStore(Protocol):
     def mark_continued(self, job_id: str, segment: int) -> None: ...
 
     def finish(self, job_id: str, tally: ParseTally, failure_reason: str = "", rejects_key: str = "",
-               segment: int = 0, read_as: str = "") -> None: ...
+               segment: int = 0, read_as: str = "", unsure: Unsure | None = None) -> None:
+        """The parse is over: PARSED, FAILED (a reason), or NEEDS_MAPPING (`unsure`: nothing was sent)."""
+        ...
 
 
 class EmailProvider(Protocol):

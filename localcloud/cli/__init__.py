@@ -58,6 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
     command("deploy", commands.cmd_deploy, "create or update the stack on the endpoint")
     upload = command("upload", commands.cmd_upload, "upload files into incoming/ (the running functions import them)")
     upload.add_argument("files", nargs="+", type=Path)
+    mapping_help = ("which column holds the address: a header label or a number from 1 (x-amz-meta-email-column); "
+                    "for a file held as NEEDS_MAPPING")
+    upload.add_argument("--email-column", help=mapping_help)
+    upload.add_argument("--name-columns", help="the name's column(s), comma-separated, or none for \"Hi there\" "
+                                               "(x-amz-meta-name-columns)")
+    preview = command("preview", commands.cmd_preview, "how a file will be read and its first emails, as they "
+                                                       "will be sent; nothing is uploaded")
+    preview.add_argument("file", type=Path)
+    preview.add_argument("--email-column", help="as upload's")
+    preview.add_argument("--name-columns", help="as upload's")
+    preview.add_argument("--rows", type=int, default=10, help="how many rows to show (default 10)")
+    preview.add_argument("--json", action="store_true")
     run = command("run", commands.cmd_run, "upload files, wait until every row is settled, print the summary")
     run.add_argument("files", nargs="+", type=Path)
     run.add_argument("--json", action="store_true", help="print one JSON object with the jobs")

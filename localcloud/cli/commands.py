@@ -16,7 +16,9 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from common.domain.columns import ColumnMapping, Unsure, mapping_metadata
 from common.domain.jobs import Job
+from common.domain.preview import preview
 from common.domain.redrive import REDRIVABLE
 from localcloud.cloud import LocalCloud, RunTimeout, log_line_matches
 from localcloud.deploy.events import write_events
@@ -155,8 +157,10 @@ def cmd_upload(cloud: LocalCloud, args: argparse.Namespace) -> int:
     if _missing(args.files):
         return 2
     cloud.connect()
-    for uploaded in cloud.upload(args.files):
-        out.print(f"uploaded s3://{cloud.bucket}/{uploaded.key}  job {uploaded.job_id}")
+    mapping = _mapping(args)
+    for uploaded in cloud.upload(args.files, metadata=mapping_metadata(mapping)):
+        out.print(f"uploaded s3://{cloud.bucket}/{uploaded.key}  job {uploaded.job_id}"
+                  + (f"  ({mapping.describe()})" if mapping else ""))
     if cloud.hosts_functions and not cloud.runtime_running_elsewhere():
         out.print("[yellow]no `localcloud up` is running: the file is processed when one starts[/]")
     return 0
@@ -338,12 +342,64 @@ def cmd_status(cloud: LocalCloud, args: argparse.Namespace) -> int:
         for job in jobs:
             details = [f"read as: {job.read_as}"] if job.read_as else []
             details += [f"failed: {job.failure_reason}"] if job.failure_reason else []
+            details += [f"{count} {note}" for note, count in job.notes.items()]
             if details:
                 out.print(f"[dim]{job.key}: {'; '.join(details)}[/]", highlight=False)
+            if job.needs_mapping is not None:
+                _print_held(job.needs_mapping, job.key.rsplit("/", 1)[-1], f"s3://{job.bucket}/incoming/")
     if args.job and not jobs:
         err.print(f"[red]no job matches {args.job!r}[/]")
         return 1
     return 0
+
+
+def _print_held(unsure: Unsure, name: str, destination: str) -> None:
+    """A file held unsent: why, what it holds, and how to say which column is which."""
+    out.print(f"[yellow]{name}: held, nothing sent: {unsure.reason}[/]", highlight=False)
+    table = Table(title="its columns and first rows")
+    for column in unsure.columns:
+        table.add_column(column)
+    for row in unsure.first_rows:
+        table.add_row(*row[:len(unsure.columns)], *([""] * (len(unsure.columns) - len(row))))
+    out.print(table)
+    out.print("Say which column is which (a header label or a number from 1; name-columns=none for \"Hi there\"), "
+              "and upload it again:", highlight=False)
+    out.print(f"  localcloud upload {name} --email-column 2 --name-columns 1\n"
+              f"  aws s3 cp {name} {destination} --metadata email-column=2,name-columns=1", highlight=False)
+
+
+def cmd_preview(cloud: LocalCloud, args: argparse.Namespace) -> int:
+    """How a file will be read and its first greetings, as they will be sent; nothing is uploaded."""
+    if _missing([args.file]):
+        return 2
+    with args.file.open("rb") as stream:
+        seen = preview(stream, args.file.name, _mapping(args), rows=args.rows)
+    if args.json:
+        print(json.dumps(seen.to_json(), indent=2, ensure_ascii=False))
+        return 0 if not (seen.failure or seen.unsure) else 1
+    if seen.failure:
+        err.print(f"[red]{args.file.name} would FAIL: {seen.failure}[/]", highlight=False)
+        return 1
+    out.print(f"[b]read as:[/] {seen.read_as}", highlight=False)
+    if seen.unsure is not None:
+        _print_held(seen.unsure, args.file.name, "s3://BUCKET/incoming/")
+        return 1
+    table = Table(title=f"{args.file.name}: its first rows, as they will be sent (nothing was uploaded)")
+    for column in ("line", "", "address", "email text, or why not"):
+        table.add_column(column)
+    colours = {"sent": "green", "invalid": "red", "duplicate": "yellow"}
+    for row in seen.rows:
+        table.add_row(str(row.line), f"[{colours[row.verdict]}]{row.verdict}[/]", row.address,
+                      row.greeting or row.reason)
+    out.print(table)
+    for note, count in seen.notes.items():
+        out.print(f"[dim]{count} {note}[/]")
+    return 0
+
+
+def _mapping(args: argparse.Namespace) -> ColumnMapping | None:
+    email, names = getattr(args, "email_column", None) or "", getattr(args, "name_columns", None) or ""
+    return ColumnMapping(email, names) if email or names else None
 
 
 def emf_totals(messages: list[str]) -> dict[str, dict[str, Any]]:

@@ -6,6 +6,7 @@ would put it, and a redrive runs `common.domain.redrive` on the letters of one r
 
 from __future__ import annotations
 
+import io
 import itertools
 import threading
 import time
@@ -14,8 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from common.domain.columns import ColumnMapping, mapping_metadata
 from common.domain.contacts import normalise_email
-from common.domain.lines import HEAD_BYTES, NotText, detect_encoding
+from common.domain.encodings import NotText, decide_encoding
+from common.domain.lines import HEAD_BYTES
+from common.domain.parsing import unreadable_kind
+from common.domain.preview import preview
 from common.domain.redrive import REDRIVABLE
 from localcloud.cloud import LEVELS, UPLOAD_PREFIX, LocalCloud, NotImported, log_line_matches
 
@@ -146,26 +151,38 @@ class ConsoleApi:
         return depths
 
     # -- actions -----------------------------------------------------------------------------
-    def upload(self, filename: str, body: bytes) -> dict[str, Any]:
-        """Checked first, then put to incoming/ in one request; a refused file changes nothing."""
+    def preview(self, filename: str, body: bytes, mapping: ColumnMapping | None = None) -> dict[str, Any]:
+        """How the file would be read, and its first emails as they would be sent; nothing is uploaded."""
+        return preview(io.BytesIO(body), self._name(filename), mapping).to_json()
+
+    @staticmethod
+    def _name(filename: str) -> str:
         name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
         if not name:
             raise ConsoleError("the upload has no file name")
+        return name
+
+    def upload(self, filename: str, body: bytes, mapping: ColumnMapping | None = None) -> dict[str, Any]:
+        """Checked first, then put to incoming/ in one request; a refused file changes nothing. `mapping`: which
+        column is which, as the object's metadata (x-amz-meta-email-column, -name-columns)."""
+        name = self._name(filename)
         if len(body) > MAX_UPLOAD_BYTES:
             raise ConsoleError(f"{name} is {len(body) / 2**20:.0f} MB; the console takes files up to "
                                f"{MAX_UPLOAD_BYTES // 2**20} MB (upload larger ones with aws s3 cp)", status=413)
         if not body:
             raise ConsoleError(f"{name} is empty")
         try:
-            detect_encoding(body[:HEAD_BYTES])  # the parser's own rule: refused here, it would fail the job
+            decide_encoding(body[:HEAD_BYTES])  # the parser's own rule: refused here, it would fail the job
         except NotText as error:
             raise ConsoleError(f"{name} is not a CSV file: {error}", status=415) from None
+        if kind := unreadable_kind(name):
+            raise ConsoleError(f"{name} would not be read: {kind}", status=415)
         key = UPLOAD_PREFIX + name
         try:
             self.cloud.check_importable(key)
         except NotImported as error:
             raise ConsoleError(str(error), status=415) from None
-        uploaded = self.cloud.put_upload(key, body)
+        uploaded = self.cloud.put_upload(key, body, mapping_metadata(mapping))
         return {"key": key, "s3": f"s3://{self.cloud.bucket}/{key}", "job_id": uploaded.job_id, "bytes": len(body)}
 
     def redrive(self, reason: str) -> dict[str, Any]:

@@ -8,7 +8,9 @@
     GET  /_localcloud/dlq                   dead letters, grouped by reason
     GET  /_localcloud/metrics               queue depths, sends per second over the last minutes
     GET  /_localcloud/logs/{function}?level=&job=   recent log lines
-    POST /_localcloud/upload?name=x.csv     the body goes to incoming/x.csv
+    POST /_localcloud/preview?name=x.csv    how the body would be read, its first emails as they would be sent
+    POST /_localcloud/upload?name=x.csv     the body goes to incoming/x.csv (&email_column=&name_columns=: which
+                                            column is which, as the object's metadata)
     POST /_localcloud/dlq/redrive           {"reason": "blocked-exhausted"}
 
 It answers only the loopback interface, and an action only with the header `X-Localcloud-Console`, which a
@@ -25,6 +27,7 @@ from collections.abc import Callable, Iterable
 from importlib.resources import files
 from typing import Any
 
+from common.domain.columns import ColumnMapping
 from localcloud.cloud import LocalCloud, NotReady
 from localcloud.config import CloudSettings
 from localcloud.console.api import MAX_UPLOAD_BYTES, ConsoleApi, ConsoleError
@@ -115,13 +118,17 @@ class ConsoleApp:
 
     def _act(self, path: str, environ: dict[str, Any]) -> Any:
         length = int(environ.get("CONTENT_LENGTH") or 0)
-        if path == "upload":
-            name = urllib.parse.parse_qs(environ.get("QUERY_STRING", "")).get("name", [""])[0]
+        if path in ("upload", "preview"):
+            query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+            name = query.get("name", [""])[0]
+            said = ColumnMapping(query.get("email_column", [""])[0].strip(), query.get("name_columns", [""])[0].strip())
+            mapping = said if said.email_column or said.name_columns else None
             if length > MAX_UPLOAD_BYTES:  # refused without holding it
                 _discard_body(environ)
                 raise ConsoleError(f"{name} is {length / 2**20:.0f} MB; the console takes files up to "
                                    f"{MAX_UPLOAD_BYTES // 2**20} MB (upload larger ones with aws s3 cp)", status=413)
-            return self.api().upload(name, environ["wsgi.input"].read(length))
+            body = environ["wsgi.input"].read(length)
+            return (self.api().upload if path == "upload" else self.api().preview)(name, body, mapping)
         if path == "dlq/redrive":
             try:
                 reason = json.loads(environ["wsgi.input"].read(length) or b"{}").get("reason", "")

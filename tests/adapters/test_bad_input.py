@@ -27,7 +27,7 @@ EXPECTED = {
     "utf16.csv": (1, 0, 0, 1, False),  # UTF-16 with a BOM
     "picture.png.csv": (0, 0, 0, 0, True),
     "nul_bytes.csv": (2, 1, 0, 1, False),
-    "unbalanced_quotes.csv": (2, 1, 0, 1, False),
+    "unbalanced_quotes.csv": (3, 1, 0, 2, False),  # a stray quote costs its own row, not the next one
     "columns.csv": (3, 2, 0, 1, False),
     "emails.csv": (7, 4, 0, 3, False),
     "names.csv": (4, 1, 0, 3, False),
@@ -91,3 +91,19 @@ def test_names_are_sanitised_in_the_message_and_escaped_in_html(aws, monkeypatch
     assert render_welcome(names[1]).html.count("&lt;b&gt;Bob&lt;/b&gt;") == 1
     rejects = boto3.client("s3").get_object(Bucket=aws.outputs["UploadsBucketName"], Key="rejects/names.csv")
     assert "name longer than 200 characters" in rejects["Body"].read().decode()
+
+
+def test_rejects_open_in_excel_with_names_intact_and_keep_a_broken_record_as_written(aws, monkeypatch):
+    # Given a Windows-1252 file with a bad address and a record broken by a stray quote, rows after it
+    text = "Zoë Café, not-an-address\n" + '"Carl, Jr, carl@example.com\n' + "".join(
+        f"Person {i}, p{i}@example.com\n" for i in range(5))
+    job = import_file(aws, monkeypatch, "incoming/europe.csv", text.encode("cp1252"))
+    # Then both are rejects, each at its first line; every row after the stray quote is read
+    assert (job["rows"], job["invalid"], job["enqueued"]) == (7, 2, 5)
+    body = boto3.client("s3").get_object(Bucket=aws.outputs["UploadsBucketName"], Key=job["rejects_key"])
+    data = body["Body"].read()
+    assert data.startswith(b"\xef\xbb\xbf")  # UTF-8 with a BOM: Excel then reads it as UTF-8
+    records = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    assert records[0][:2] == ["line", "reason"]
+    assert records[1][:3] == ["1", "invalid email: An email address must have an @-sign.", "Zoë Café"]
+    assert records[2][0] == "2" and records[2][2] == '"Carl, Jr, carl@example.com'

@@ -204,6 +204,23 @@ def test_a_job_s_segments_checkpoint_in_order_and_finish_once(stores):
     assert jobs.get("no/such@job") is None and jobs.resume("no/such@job") is None
 
 
+def test_a_job_held_for_its_mapping_starts_over_when_its_file_comes_again(stores):
+    from common.domain.columns import Unsure
+
+    jobs = stores.jobs
+    jobs.begin(UPLOAD)
+    unsure = Unsure("no column holds email addresses", ("column 1", "column 2"), (("Ann", "555"),))
+    jobs.finish(JOB, ParseTally(), segment=0, read_as="UTF-8", unsure=unsure)
+    held = jobs.get(JOB)
+    assert (held.status, held.needs_mapping, held.rows) == (JobStatus.NEEDS_MAPPING, unsure, 0) and held.done
+    # The same object again (uploaded with its columns said): parsed from the start, the hold forgotten
+    state = jobs.begin(UPLOAD)
+    assert state is not None and state.parsing and state.checkpoint == Checkpoint()
+    assert (jobs.get(JOB).status, jobs.get(JOB).needs_mapping) == (JobStatus.PARSING, None)
+    jobs.finish(JOB, ParseTally(rows=1, enqueued=1), segment=0)
+    assert jobs.begin(UPLOAD) is None  # parsed: not again
+
+
 def test_a_dead_letter_s_pseudonym_leads_back_to_its_contact(stores):
     ledger = stores.ledger
     ledger.claim([claim(1, attempt=1)])

@@ -143,13 +143,12 @@ def test_the_cli_follows_aws_endpoint_url_and_speaks_to_the_stack_it_finds(tmp_p
         assert [(line["message"], line["row"]) for line in logged] == [("contact sent", 1)]
         assert "bob.stone@example.com" not in sends.lower()
         assert _localcloud(env, "contact", "nobody@example.com").returncode == 1
-        # And a file the bucket would not import is refused with the reason, before anything is uploaded
-        for name in ("contacts.txt", "Contacts.Csv"):
-            other = tmp_path / name
-            other.write_text("Ann, ann@example.com\n")
-            refused = _localcloud(env, "upload", str(other))
-            assert refused.returncode == 2
-            assert f"incoming/{name} would not be imported" in refused.stderr and "'.csv'" in refused.stderr
+        # And a file the function would not read is refused with its reason, before anything is uploaded
+        other = tmp_path / "contacts.xlsx"
+        other.write_bytes(b"PK\x03\x04")
+        refused = _localcloud(env, "upload", str(other))
+        assert refused.returncode == 2
+        assert "contacts.xlsx would not be read: 'xlsx' files are not read" in refused.stderr
         # And invoke reads its event from standard input, and names a missing event file in one line
         events = _localcloud(env, "events", str(tmp_path / "events"))
         assert events.returncode == 0, events.stderr

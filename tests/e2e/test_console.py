@@ -91,13 +91,32 @@ def test_an_upload_through_the_console_is_imported_and_its_job_contact_and_rejec
     assert set(call(cloud, "metrics")[1]["depths"]) >= {"contacts", "retries", "dead letters"}
 
 
+def test_a_file_is_previewed_as_it_will_be_sent_and_uploaded_with_its_columns_said(cloud):
+    # Given a file the reader is unsure of (no header; a second column that may be names)
+    before = incoming_keys(cloud)
+    text = b"ann.preview@example.com,Ann Preview\n"
+    # When it is previewed: it would be held, and nothing is uploaded
+    status, seen = call(cloud, "preview?name=held.csv", text, ACTION)
+    assert status == 200 and seen["needs_mapping"]["reason"].startswith("the file has no header")
+    # When it is previewed with its columns said, Then the email is shown as it will be sent
+    status, seen = call(cloud, "preview?name=held.csv&email_column=1&name_columns=2", text, ACTION)
+    assert [r["greeting"] for r in seen["rows"]] == ["Hi Ann Preview, Welcome!"]
+    assert incoming_keys(cloud) == before
+    # And uploaded so, the columns travel as the object's metadata and the job sends as previewed
+    status, uploaded = call(cloud, "upload?name=held.csv&email_column=1&name_columns=2", text, ACTION)
+    assert status == 200, uploaded
+    job = wait_until_settled(cloud, uploaded["job_id"])
+    assert (job["status"], job["sent"]) == ("SUCCEEDED", 1)
+    assert cloud.contact("ann.preview@example.com").name == "Ann Preview"
+
+
 def test_a_file_that_is_not_csv_text_is_refused_and_nothing_is_uploaded(cloud):
     before = incoming_keys(cloud)
     png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200)
     status, answer = call(cloud, "upload?name=photo.csv", png, ACTION)
     assert status == 415 and "not a CSV file" in answer["error"]
     status, answer = call(cloud, "upload?name=contacts.xlsx", b"Ann, ann@example.com\n", ACTION)
-    assert status == 415 and "would not be imported" in answer["error"]
+    assert status == 415 and "'xlsx' files are not read" in answer["error"]
     assert incoming_keys(cloud) == before
 
 
@@ -174,6 +193,12 @@ def test_in_a_browser_a_dropped_file_settles_its_contact_is_found_and_the_dlq_op
     upload.write_text("Cy Dunn, cy.browser@example.com\nDee Fox, dee.browser+bounce@example.com\n"
                       "Eli Gray, eli.browser+blocked@example.com\nbroken\n")
     page.set_input_files("#file-input", str(upload))
+    # Then it is previewed first: each row as it will be sent, nothing uploaded yet
+    expect(page.locator("#preview-rows")).to_contain_text("Hi Cy Dunn, Welcome!")
+    expect(page.locator("#preview-rows")).to_contain_text("too few columns")
+    assert "incoming/console-browser.csv" not in incoming_keys(cloud)
+    # When Upload is pressed
+    page.click("#preview-upload")
     expect(page.locator("#upload-result")).to_contain_text("Uploaded s3://")
     # Then its job appears and reaches SUCCEEDED with a full progress bar, without reloading the page
     row = page.locator("#jobs tbody tr[data-key='incoming/console-browser.csv']")
@@ -197,6 +222,7 @@ def test_in_a_browser_a_dropped_file_settles_its_contact_is_found_and_the_dlq_op
     not_csv.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
     page.set_input_files("#file-input", str(not_csv))
     expect(page.locator("#upload-result")).to_contain_text("not a CSV file")
+    expect(page.locator("#preview")).to_be_hidden()
     expect(page.locator("#problem")).to_be_hidden()
 
 

@@ -88,13 +88,21 @@ def test_a_plain_s3_put_triggers_the_pipeline_and_the_logs_are_lambda_like_json(
     assert not [line for line in lines if "ann.lee.dropped@example.com" in line]
 
 
-def test_objects_outside_incoming_or_not_csv_are_not_imported(cloud):
+def test_every_object_put_in_incoming_gets_a_job_and_none_outside_it(cloud):
+    # Given objects as `aws s3 cp` puts them: outside incoming/, and inside with endings in any case
     s3 = cloud.client("s3")
-    before = len(cloud.jobs())
-    s3.put_object(Bucket=cloud.bucket, Key="elsewhere/contacts.csv", Body=b"A, a@example.com\n")
-    s3.put_object(Bucket=cloud.bucket, Key="incoming/contacts.txt", Body=b"A, a@example.com\n")
-    time.sleep(3)
-    assert len(cloud.jobs()) == before
+    before = {job.key for job in cloud.jobs()}
+    s3.put_object(Bucket=cloud.bucket, Key="elsewhere/contacts.csv", Body=b"A, outside@example.com\n")
+    uploaded = [cloud.put_upload(f"incoming/{name}", body) for name, body in (
+        ("Export.Csv", b"Ann Ext, ann.ext@example.com\n"), ("excel.txt", b"Name\tEmail\nTab Bo\ttab.bo@example.com\n"),
+        ("contacts.xlsx", b"PK\x03\x04 a spreadsheet"))]
+    # Then each in incoming/ is a job: the readable ones sent, the spreadsheet FAILED saying why; nothing outside
+    jobs = {job.key: job for job in cloud.wait(uploaded, timeout=60)}
+    for key in ("incoming/Export.Csv", "incoming/excel.txt"):
+        assert (jobs[key].status.value, jobs[key].rows, jobs[key].enqueued) == ("SUCCEEDED", 1, 1)
+    failed = jobs["incoming/contacts.xlsx"]
+    assert failed.status.value == "FAILED" and failed.failure_reason.startswith("'xlsx' files are not read")
+    assert {job.key for job in cloud.jobs()} - before == set(jobs)
 
 
 def test_invoke_runs_a_function_once_with_an_event_file(cloud):

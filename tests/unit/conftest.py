@@ -100,12 +100,14 @@ class MemoryUploads:
 
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
+        self.metadata: dict[str, dict[str, str]] = {}
         self.rejects: dict[str, list] = {}
         self.archived: list[tuple[str, bool]] = []
         self.opened_at: list[int] = []
 
-    def put(self, key: str, data: bytes | str) -> None:
+    def put(self, key: str, data: bytes | str, metadata: dict[str, str] | None = None) -> None:
         self.objects[key] = data.encode() if isinstance(data, str) else data
+        self.metadata[key] = metadata or {}
 
     def open(self, upload, offset: int = 0, if_match: str = ""):
         from common.domain.parsing import ObjectGone, OpenedObject
@@ -116,7 +118,8 @@ class MemoryUploads:
         if if_match and if_match != etag:
             raise ObjectGone(f"{upload.key} was replaced by another upload")
         self.opened_at.append(offset)
-        return OpenedObject(stream=io.BytesIO(self.objects[upload.key][offset:]), etag=etag)
+        return OpenedObject(stream=io.BytesIO(self.objects[upload.key][offset:]), etag=etag,
+                            metadata=self.metadata.get(upload.key, {}))
 
     def rejects_for(self, upload, segment: int = 0):
         uploads = self

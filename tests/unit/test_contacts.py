@@ -9,13 +9,13 @@ from email_validator import validate_email
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from common.domain.columns import Layout
 from common.domain.contacts import (
     Contact,
     ContactReader,
     DuplicateRow,
     InvalidEmail,
     InvalidRow,
-    Layout,
     _plain_email,
     clean_name,
     normalise_email,

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from common.domain.encodings import EncodingDecision
 from common.domain.jobs import ParseTally, Upload
-from common.domain.parsing import Importer, ImportResult, _read_as
+from common.domain.parsing import Importer, ImportResult, read_as
 from tests.fakes import MemoryJobs
 from tests.unit.test_parsing import World
 
@@ -23,8 +24,9 @@ def test_a_new_file_answers_with_its_tally_rejects_and_archive(world):
     assert result == ImportResult(job_id=upload.job_id, tally=tally, segment=0, rejects_key="rejects/a.csv",
                                   archived_key="processed/a.csv")
     job = world.jobs.get(upload.job_id)
-    assert (job.rejects_key, job.read_as) == ("rejects/a.csv", "UTF-8; no header: the seed's columns (name, email, "
-                                                               "phone, street, city, state, zip)")
+    assert (job.rejects_key, job.read_as) == (
+        "rejects/a.csv", "UTF-8 (ASCII so far); no header: the seed's columns (name, email, phone, street, city, "
+                         "state, zip)")
 
 
 def test_a_repeated_event_answers_already_imported_and_archives_again(world):
@@ -134,23 +136,10 @@ def test_the_line_limit_reaches_the_reader(world):
     assert (job.invalid, job.enqueued) == (1, 1)
 
 
-def test_a_file_that_stops_being_text_in_an_encoding_says_which():
-    assert _read_as("windows-1252", None) == "Windows-1252"
-    assert _read_as("koi8-r", None) == "koi8-r"  # not one we name: as Python calls it
-    assert _read_as("", None) == ""
-
-
-def test_the_failure_names_an_encoding_we_do_not_name_as_python_does():
-    from common.domain.parsing import _UntilUndecodable
-
-    def lines():
-        yield "Ann, ann@example.com\n"
-        raise UnicodeDecodeError("koi8-r", b"\xff", 0, 1, "invalid start byte")
-
-    text = _UntilUndecodable(lines(), "koi8-r")
-    assert list(text) == ["Ann, ann@example.com\n"]
-    assert text.failure.startswith("the file stops being koi8-r text (invalid start byte)")
-    assert _UntilUndecodable([], "utf-8").failure == ""
+def test_how_a_file_was_read_names_its_encoding_and_why():
+    assert read_as(EncodingDecision("windows-1252", "not UTF-8"), None) == "Windows-1252 (not UTF-8)"
+    assert read_as(EncodingDecision("koi8-r", "koi8-r"), None) == "koi8-r"  # not one we name: as Python calls it
+    assert read_as(None, None) == ""
 
 
 def test_an_importer_without_limits_reads_every_row():
@@ -171,6 +160,8 @@ def test_a_checkpoint_written_before_encodings_were_recorded_goes_on_in_utf8(wor
     world.jobs.save_checkpoint(upload.job_id, Checkpoint(segment=1, offset=len(head), line=1, encoding="",
                                                          tally=ParseTally(rows=1, enqueued=1)))
     assert state is not None
-    # When the next segment runs, Then it reads UTF-8, as the first did, and fails saying so
+    # When the next segment runs, Then it reads UTF-8, as the first did: the row that is not is rejected, saying so
     result = world.importer.continue_import(upload.job_id, 1)
-    assert result.failure_reason.startswith("the file stops being UTF-8 text")
+    assert (result.failure_reason, result.tally.invalid) == ("", 1)
+    assert result.tally.invalid_reasons == {
+        "not UTF-8 text (byte 0xEB at position 3); the rest of the file is UTF-8": 1}

@@ -70,7 +70,7 @@ def test_every_row_is_counted_once_and_contacts_are_enqueued_in_order(world):
     assert job.invalid_reasons == {"too few columns (1, expected at least 2)": 1}
     assert [r.row for r in world.uploads.rejects["rejects/a.csv"]] == [251]
     assert (job.rejects_key, result.archived_key) == ("rejects/a.csv", "processed/a.csv")
-    assert job.read_as.startswith("UTF-8; no header: the seed's columns")
+    assert job.read_as.startswith("UTF-8 (ASCII so far); no header: the seed's columns")
     assert not world.continuations.requested
 
 
@@ -78,7 +78,7 @@ def test_the_job_records_which_columns_a_file_s_header_named(world):
     result = world.importer.import_upload(world.upload("incoming/g.csv", "Given Name,Family Name,E-mail 1 - Value\n"
                                                                          "Ada,Lovelace,ada@example.com\n"))
     job = world.jobs.get(result.job_id)
-    assert job.read_as == "UTF-8; email from 'E-mail 1 - Value', name from 'Given Name' + 'Family Name'"
+    assert job.read_as == "UTF-8 (ASCII so far); email from 'E-mail 1 - Value', name from 'Given Name' + 'Family Name'"
     assert [d.name for b in world.queue.batches for d in b.deliveries] == ["Ada Lovelace"]
 
 
@@ -103,7 +103,7 @@ def test_files_in_the_encodings_people_export_are_read_with_their_names_right(wo
     assert (job.status, job.rows, job.enqueued, job.failure_reason) == (JobStatus.SENDING, 2, 2, "")
     names = [d.name for b in world.queue.batches for d in b.deliveries]
     assert names[0] == "Zoë Ölund" and names[1] in ("José € Núñez", "José Núñez", "Łukasz € Nowak")
-    assert job.read_as.startswith(read_as + ";")
+    assert job.read_as.startswith(read_as + " (")
 
 
 def test_a_file_that_is_not_text_fails_its_job_with_the_reason(world):
@@ -114,16 +114,33 @@ def test_a_file_that_is_not_text_fails_its_job_with_the_reason(world):
     assert job.failure_reason.startswith("the file is not text")
 
 
-def test_a_file_that_stops_being_utf8_past_its_first_bytes_fails_keeping_the_rows_before(world):
-    # Given a file that is UTF-8 for its first 64 KiB (so it is read as UTF-8), then Latin-1
+def test_a_windows_1252_file_whose_first_accent_is_past_its_first_bytes_is_read_whole_with_names_right(world):
+    # Given a file that is ASCII for its first 64 KiB (so it is read as UTF-8), then Windows-1252
     ascii_rows = "".join(f"N{i}, c{i}@example.com\n" for i in range(4_000))
-    data = ascii_rows.encode() + "José Núñez, jose@example.com\n".encode("latin-1")
+    data = ascii_rows.encode() + "José Núñez, jose@example.com\nZoë, zoe@example.com\n".encode("cp1252")
     assert len(ascii_rows) > 64 * 1024
     result = world.importer.import_upload(world.upload("incoming/mixed.csv", data))
-    assert world.uploads.archived == [("incoming/mixed.csv", True)]
+    # Then every row is read, the accented names right, and the job says what was decided where
+    assert world.uploads.archived == [("incoming/mixed.csv", False)]
     job = world.jobs.get(result.job_id)
-    assert (job.status, job.rows, job.enqueued) == (JobStatus.FAILED, 4_000, 4_000)  # the rows before it count
-    assert "stops being UTF-8 text" in job.failure_reason
+    assert (job.status, job.rows, job.enqueued, job.failure_reason) == (JobStatus.SENDING, 4_002, 4_002, "")
+    assert [d.name for b in world.queue.batches for d in b.deliveries][-2:] == ["José Núñez", "Zoë"]
+    assert job.read_as.startswith("Windows-1252 (ASCII up to line 4001, then not UTF-8; ")
+
+
+def test_one_bad_byte_in_a_utf8_file_costs_its_row_and_every_other_name_is_read_right(world):
+    # Given a UTF-8 file of accented names with one Windows-1252 byte in one row
+    data = "Name,Email\nZoë Café,zoe@example.com\nRené,rene@example.com\n".encode() + \
+        "Jos\xe9,jose@example.com\n".encode("latin-1") + "Åsa,asa@example.com\n".encode()
+    result = world.importer.import_upload(world.upload("incoming/one-bad-byte.csv", data))
+    # Then that row alone is rejected, with its line and text, and the others keep their names
+    job = world.jobs.get(result.job_id)
+    assert [d.name for b in world.queue.batches for d in b.deliveries] == ["Zoë Café", "René", "Åsa"]
+    (reject,) = world.uploads.rejects["rejects/one-bad-byte.csv"]
+    assert (reject.row, reject.raw) == (4, "Jos\ufffd,jose@example.com")
+    assert reject.reason == "not UTF-8 text (byte 0xE9 at position 4); the rest of the file is UTF-8"
+    assert (job.rows, job.invalid, job.enqueued) == (4, 1, 3) and job.read_as.startswith(
+        "UTF-8 (4 UTF-8 characters and 1 byte(s) that are not UTF-8, whose lines are rejected)")
 
 
 def test_a_line_over_the_limit_is_an_invalid_row_and_the_rows_after_it_keep_their_numbers(world):
@@ -238,8 +255,8 @@ def test_a_semicolon_file_read_in_segments_keeps_its_delimiter_and_header(world)
     names = [d.name for b in world.queue.batches for d in b.deliveries]
     assert names[0] == "Zoë Ölund 0" and names[-1] == f"Zoë Ölund {rows - 1}" and len(set(names)) == rows
     assert [d.row for b in world.queue.batches for d in b.deliveries][:2] == [3, 4]
-    assert job.read_as == ("Windows-1252; delimiter semicolon; "
-                           "email from 'E-mail', name from 'First Name' + 'Last Name'")
+    assert job.read_as.startswith("Windows-1252 (not UTF-8; ")
+    assert job.read_as.endswith("; delimiter semicolon; email from 'E-mail', name from 'First Name' + 'Last Name'")
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "cp1252"])
@@ -277,11 +294,11 @@ def test_a_file_read_in_segments_counts_and_enqueues_every_row_exactly_once(worl
     assert (job.status, job.rows) == (JobStatus.SENDING, rows)
     assert job.rows == job.invalid + job.duplicate + job.enqueued
     assert job.invalid == rows // 97
-    # And a row's number is the file line its record ends on (header: line 1; a two-line record takes two)
+    # And a row's number is the file line its record starts on (header: line 1; a two-line record takes two)
     expected_line, line = {}, 1
     for i in range(1, rows + 1):
+        expected_line[i] = line + 1
         line += 2 if i % 250 == 0 and i % 97 else 1
-        expected_line[i] = line
     assert set(enqueued) == {expected_line[i] for i in range(1, rows + 1) if i % 97}
     names = {d.row: d.name for b in world.queue.batches for d in b.deliveries}
     assert all(names[expected_line[i]] == "Two Lines" for i in range(250, rows + 1, 250))

@@ -252,6 +252,32 @@ def test_a_lost_answer_from_a_provider_that_cannot_be_asked_is_unknown_at_once_a
     assert_accounted(pipeline)
 
 
+def test_claims_and_settles_whose_answers_were_lost_are_repeated_and_still_send_once(pipeline):
+    # Given a ledger whose every claim and settle is applied, then its answer lost and the request repeated
+    # (botocore's retry: the same request, the same delivery)
+    claim, settle = pipeline.ledger.claim, pipeline.ledger.settle
+
+    def repeated_claim(claims):
+        claim(claims)
+        return claim(claims)
+
+    def repeated_settle(transitions):
+        settle(transitions)
+        return settle(transitions)
+
+    pipeline.ledger.claim, pipeline.ledger.settle = repeated_claim, repeated_settle
+    pipeline.upload("incoming/a.csv", rows("ann@example.com", "bob+bounce@example.com", "cy+blocked@example.com"))
+    # When the file is sent
+    pipeline.drain()
+    # Then each repeat found its own write: every contact was sent (or bounced) once, nothing STALE, counted once
+    assert pipeline.attempts_per_address() == {"ann@example.com": 1, "bob+bounce@example.com": 1,
+                                               "cy+blocked@example.com": 3}
+    assert not any(r.verdict is Verdict.STALE for report in pipeline.reports for r in report.results)
+    job = pipeline.job()
+    assert (job.sent, job.bounced, job.retried) == (2, 1, 2)
+    assert_accounted(pipeline)
+
+
 def test_two_copies_of_a_retry_message_send_once(pipeline):
     pipeline.upload("incoming/a.csv", rows("ann+blocked@example.com"))
     pipeline.deliver(pipeline.inbox.popleft())

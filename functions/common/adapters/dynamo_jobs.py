@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -10,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from common.adapters.aws import client as aws_client
 from common.adapters.dynamo_ledger import JOB_ITEM
+from common.domain.columns import Unsure
 from common.domain.jobs import Checkpoint, ImportState, Job, ParseTally, Stage, Upload
 from common.domain.vocabulary import JobCounter
 
@@ -56,7 +58,25 @@ class DynamoJobs:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
         state = self.resume(upload.job_id)
+        if state is not None and state.stage is Stage.NEEDS_MAPPING:
+            self._start_over(upload.job_id, first)
+            state = self.resume(upload.job_id)
         return state if state is not None and state.parsing else None
+
+    def _start_over(self, job_id: str, first: Checkpoint) -> None:
+        """A job held for its mapping, parsed again from the start (once: the condition)."""
+        try:
+            self._client.update_item(
+                TableName=self._table, Key=_head_key(job_id),
+                UpdateExpression="SET stage = :parsing, parse_segment = :zero, parse_continued = :zero, "
+                                 "parse_checkpoint = :checkpoint, started_at = :now REMOVE needs_mapping",
+                ConditionExpression="stage = :held",
+                ExpressionAttributeValues={":parsing": {"S": Stage.PARSING.value}, ":zero": {"N": "0"},
+                                           ":checkpoint": {"S": first.encode()}, ":now": {"S": _now()},
+                                           ":held": {"S": Stage.NEEDS_MAPPING.value}})
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
 
     def resume(self, job_id: str) -> ImportState | None:
         item = self._client.get_item(TableName=self._table, Key=_head_key(job_id),
@@ -99,15 +119,15 @@ class DynamoJobs:
             ExpressionAttributeValues={":segment": {"N": str(segment)}})
 
     def finish(self, job_id: str, tally: ParseTally, failure_reason: str = "", rejects_key: str = "",
-               segment: int = 0, read_as: str = "") -> None:
-        stage = Stage.FAILED if failure_reason else Stage.PARSED
+               segment: int = 0, read_as: str = "", unsure: Unsure | None = None) -> None:
+        stage = Stage.NEEDS_MAPPING if unsure else Stage.FAILED if failure_reason else Stage.PARSED
         try:
             self._client.update_item(
                 TableName=self._table, Key=_head_key(job_id),
                 UpdateExpression="SET stage = :stage, #rows = :rows, invalid = :invalid, parse_duplicate = :dup, "
                                  "enqueued = :enqueued, invalid_reasons = :reasons, parsed_at = :now, "
-                                 "failure_reason = :why, rejects_key = :rejects, #read_as = :read_as "
-                                 "REMOVE parse_checkpoint",
+                                 "failure_reason = :why, rejects_key = :rejects, #read_as = :read_as, "
+                                 "notes = :notes, needs_mapping = :unsure REMOVE parse_checkpoint",
                 ConditionExpression="stage = :parsing AND parse_segment = :segment",
                 ExpressionAttributeNames={"#rows": "rows", "#read_as": "read_as"},
                 ExpressionAttributeValues={
@@ -116,7 +136,9 @@ class DynamoJobs:
                     ":enqueued": {"N": str(tally.enqueued)}, ":now": {"S": _now()}, ":why": {"S": failure_reason},
                     ":rejects": {"S": rejects_key}, ":segment": {"N": str(segment)}, ":read_as": {"S": read_as},
                     ":parsing": {"S": Stage.PARSING.value},
-                    ":reasons": {"M": {k: {"N": str(v)} for k, v in tally.invalid_reasons.items()}}})
+                    ":reasons": {"M": {k: {"N": str(v)} for k, v in tally.invalid_reasons.items()}},
+                    ":notes": {"M": {k: {"N": str(v)} for k, v in tally.notes.items()}},
+                    ":unsure": {"S": json.dumps(unsure.to_json()) if unsure else ""}})
         except ClientError as error:
             # A concurrent parse of the same segment finished first with the same tally.
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
@@ -165,4 +187,10 @@ def _job(head: dict[str, Any], shards: list[dict[str, Any]]) -> Job:
         failure_reason=head.get("failure_reason", {}).get("S", ""),
         rejects_key=head.get("rejects_key", {}).get("S", ""), read_as=head.get("read_as", {}).get("S", ""),
         invalid_reasons={k: int(v["N"]) for k, v in head.get("invalid_reasons", {}).get("M", {}).items()},
+        notes={k: int(v["N"]) for k, v in head.get("notes", {}).get("M", {}).items()},
+        needs_mapping=_unsure(head.get("needs_mapping", {}).get("S", "")),
         started_at=head.get("started_at", {}).get("S", ""), parsed_at=head.get("parsed_at", {}).get("S", ""))
+
+
+def _unsure(stored: str) -> Unsure | None:
+    return Unsure.from_json(json.loads(stored)) if stored else None

@@ -45,10 +45,12 @@ def spreadsheet_safe(cell: str) -> str:
 
 
 class S3Rejects:
-    """rejects/<file>: `row,reason` then the row's own fields, for a user to fix and upload again.
-    A file imported in segments writes one part per segment; the last one joins them."""
+    """rejects/<file>: `line,reason` (the record's first line in the file) then the row's own fields, or, for a
+    record that could not be split into fields, its text as it was: for a person to fix and upload again.
+    UTF-8 with a byte order mark, so that Excel opens it with every name intact. A file imported in segments
+    writes one part per segment; the last one joins them."""
 
-    HEADER = ("row", "reason", "fields...")
+    HEADER = ("line", "reason", "fields (or the record as written)...")
 
     def __init__(self, client: S3Client, bucket: str, key: str, segment: int = 0):
         self._client, self._bucket, self.key, self._segment = client, bucket, key, segment
@@ -58,7 +60,8 @@ class S3Rejects:
         self.count = 0
 
     def add(self, row: InvalidRow) -> None:
-        self._writer.writerow([row.row, row.reason, *(spreadsheet_safe(f) for f in row.fields)])
+        cells = row.fields if row.fields or not row.raw else (row.raw.rstrip("\r\n"),)
+        self._writer.writerow([row.row, row.reason, *(spreadsheet_safe(f) for f in cells)])
         self.count += 1
 
     def close_part(self) -> str:
@@ -72,7 +75,7 @@ class S3Rejects:
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+b") as joined:
             header = io.StringIO()
             csv.writer(header).writerow(self.HEADER)
-            joined.write(header.getvalue().encode())
+            joined.write(b"\xef\xbb\xbf" + header.getvalue().encode())  # the BOM: Excel then reads UTF-8
             for part in earlier_parts:
                 shutil.copyfileobj(self._client.get_object(Bucket=self._bucket, Key=part)["Body"], joined)
             shutil.copyfileobj(self._rows(), joined)
@@ -132,7 +135,7 @@ class S3Uploads:
                 return OpenedObject(stream=io.BytesIO(b""), etag=if_match)
             raise
         return OpenedObject(stream=io.BufferedReader(response["Body"], buffer_size=256 * 1024),  # type: ignore[type-var]
-                            etag=response["ETag"].strip('"'))
+                            etag=response["ETag"].strip('"'), metadata=dict(response.get("Metadata", {})))
 
     def rejects_for(self, upload: Upload, segment: int = 0) -> S3Rejects:
         return S3Rejects(self._client, upload.bucket, REJECTS_PREFIX + _relative(upload.key), segment)

@@ -1,7 +1,8 @@
 """Contacts: turning CSV records into validated contacts, one verdict per row.
 
-The seed format is `Name, email, phone, street, city, state, zip` without a header;
-a header row naming an email column is also understood.
+The seed format is `Name, email, phone, street, city, state, zip` without a header; exports with a header are
+understood too, and which column is which is decided before the first row (common.domain.columns). A record
+broken by a stray quote costs that record, not the rows after it.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import functools
 import itertools
 import re
 import unicodedata
-from collections import Counter
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
-from typing import Any
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
+from common.domain.columns import ColumnMapping, Layout, Unsure, find_layout
+from common.domain.encodings import UNDECODABLE_LINE, read_undecodable_line
 from common.domain.lines import OVERLONG_LINE
 
 # Nearly every address is plain: dot-separated atoms of letters (of any script, in NFC), digits,
@@ -42,9 +44,6 @@ _SPECIAL_USE_LABELS = max((name.count(".") + 1 for name in _SPECIAL_USE), defaul
 MAX_PLAIN_EMAIL_LENGTH = 254
 
 
-SEED_COLUMNS = ("name", "email", "phone", "street", "city", "state", "zip")
-
-
 MAX_NAME_LENGTH = 200
 
 
@@ -52,22 +51,21 @@ MAX_FIELD_LENGTH = 1_000
 
 
 OVERLONG_REASON = "line longer than the longest allowed (MaxLineBytes): skipped to the next line"
+BROKEN_RECORD_REASON = ("unreadable CSV record (a quote that never closes, or a field too long for any row): "
+                        "the rows after it are read on")
 
 
 # About 100 bytes each: the in-file duplicate check stays under ~20 MB however long the file is.
 MAX_REMEMBERED_EMAILS = 200_000
 
 
-# Header labels as exports name them, compared lower-cased with runs of spaces, `_` and `-` as one space
-# (docs/csv-files.md has the table): "E-mail 1 - Value" (Google Contacts) is "e mail 1 value".
-_EMAIL_HEADERS = {"email", "e mail", "email address", "e mail address", "mail", "e mail 1 value",
-                  "email 1 value"}
-
-
-_NAME_HEADERS = {"name", "full name", "fullname", "display name", "contact", "contact name"}
-_FIRST_NAME_HEADERS = {"first name", "firstname", "given name"}
-_LAST_NAME_HEADERS = {"last name", "lastname", "family name", "surname"}
-_LABEL_SEPARATORS = re.compile(r"[\s_-]+")
+# A record whose quoted field runs on is checked against the lines it swallowed: the first of the next lines that
+# reads as a row on its own (a stray quote, then rows) ends it.
+LOOKAHEAD_LINES = 20
+# Google Contacts writes several addresses in one cell: "a@example.com ::: b@example.com".
+_SEVERAL_ADDRESSES = re.compile(r"\s*:::\s*")
+# `"Ann Lee" <ann@example.com>` and `Ann Lee <ann@example.com>`.
+_DISPLAY_NAME = re.compile(r'^\s*"?([^"<>]*?)"?\s*<([^<>\s]+)>\s*$')
 
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
@@ -84,13 +82,15 @@ class Contact:
     email: str
     name: str
     row: int
+    other_addresses: int = 0  # more addresses in its cell (Google's ` ::: `), counted, not emailed
 
 
 @dataclass(frozen=True, slots=True)
 class InvalidRow:
-    row: int
+    row: int  # the first line of its record
     reason: str
     fields: tuple[str, ...]
+    raw: str = ""  # the record's own text, when it could not be split into fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,50 +157,8 @@ def clean_name(raw: str) -> str:
     return _SPACES.sub(" ", _LINK.sub(" ", _CONTROL_CHARS.sub(" ", visible))).strip()
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Where a file's email and name are (the name may be first + last), and how many columns a row may have."""
-
-    name_columns: tuple[int, ...]
-    email_column: int
-    min_columns: int
-    max_columns: int
-    header: tuple[str, ...] = ()  # the header's labels, when the file has one
-    delimiter: str = ","
-
-    def describe(self) -> str:
-        """Which columns were used (and the delimiter, when not a comma), as `status` shows it."""
-        name = DELIMITER_NAMES.get(self.delimiter, repr(self.delimiter))
-        delimiter = "" if self.delimiter == "," else f"delimiter {name}; "
-        if not self.header:
-            return delimiter + "no header: the seed's columns (name, email, phone, street, city, state, zip)"
-        names = " + ".join(repr(self.header[i]) for i in self.name_columns if i < len(self.header))
-        return f"{delimiter}email from {self.header[self.email_column]!r}, name from {names or 'no column'}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name_columns": list(self.name_columns), "email_column": self.email_column,
-                "min_columns": self.min_columns, "max_columns": self.max_columns, "header": list(self.header),
-                "delimiter": self.delimiter}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Layout:
-        # Checkpoints written before first + last names held one `name_column`.
-        names = data["name_columns"] if "name_columns" in data else [data["name_column"]]
-        return cls(name_columns=tuple(int(i) for i in names), email_column=int(data["email_column"]),
-                   min_columns=int(data["min_columns"]), max_columns=int(data["max_columns"]),
-                   header=tuple(data.get("header", ())), delimiter=str(data.get("delimiter", ",")))
-
-
-SEED_LAYOUT = Layout(name_columns=(0,), email_column=1, min_columns=2, max_columns=len(SEED_COLUMNS))
-
-
-def header_label(field: str) -> str:
-    return _LABEL_SEPARATORS.sub(" ", field.strip().lower()).strip()
-
-
 # The delimiters a file may use, in order of preference when two read a sample equally well.
 DELIMITERS = (",", ";", "\t", "|")
-DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 SNIFF_LINES = 50
 
 
@@ -209,7 +167,7 @@ def sniff_delimiter(sample: list[str]) -> str:
     consistently; a comma when none does (the rows are then judged one by one)."""
     best, best_score = ",", (0.0, 0)
     for delimiter in DELIMITERS:
-        counts = _field_counts(sample, delimiter)
+        counts = [len(fields) for fields in _sample_records(sample, delimiter)]
         if not counts:
             continue
         modal, frequency = Counter(counts).most_common(1)[0]
@@ -219,19 +177,39 @@ def sniff_delimiter(sample: list[str]) -> str:
     return best
 
 
-def _field_counts(sample: list[str], delimiter: str) -> list[int]:
-    """How many fields each non-blank record of the sample has, read with this delimiter."""
+def _sample_records(sample: list[str], delimiter: str, lines: list[int] | None = None) -> list[list[str]]:
+    """The sample's non-blank records, read with this delimiter as one text (one that cannot be read is left out);
+    `lines`, if given, gets the line each starts on (1 for the sample's first)."""
     reader = csv.reader(sample, delimiter=delimiter, skipinitialspace=True, strict=False)
-    counts: list[int] = []
+    records: list[list[str]] = []
     while True:
+        start = reader.line_num + 1
         try:
             fields = next(reader)
         except StopIteration:
-            return counts
+            return records
         except csv.Error:  # e.g. a field over the csv module's size limit: judged later, row by row
             continue
         if fields and any(field.strip() for field in fields):
-            counts.append(len(fields))
+            records.append(fields)
+            if lines is not None:
+                lines.append(start)
+
+
+def _layout_sample(sample: list[str], delimiter: str) -> tuple[list[int], list[list[str]]]:
+    """The sample's records to find its columns with, and the line each is on: each line read on its own, so that
+    a stray quote cannot swallow the lines after it (a line with a quote left open is left out; records that span
+    lines are read whole only if no line reads alone). Lines standing for an over-long or undecodable one are left
+    out too."""
+    starts, records = [], []
+    for number, line in enumerate(sample, start=1):
+        fields = _one_line(line, delimiter)
+        if fields and any(cell.strip() for cell in fields) and fields[0][:2] != "\x00\x1f":
+            starts.append(number)
+            records.append(fields)
+    if not records and any(line.strip() for line in sample):
+        records = [fields for fields in _sample_records(sample, delimiter, starts) if fields[0][:2] != "\x00\x1f"]
+    return starts, records
 
 
 def _excel_separator(line: str) -> str | None:
@@ -240,25 +218,29 @@ def _excel_separator(line: str) -> str | None:
     return text[4] if len(text) == 5 and text[:4].lower() == "sep=" else None
 
 
-def _header_layout(fields: list[str], delimiter: str) -> Layout | None:
-    labels = [header_label(field) for field in fields]
+@dataclass(frozen=True, slots=True)
+class Address:
+    email: str  # normalised
+    name: str = ""  # the name it was written with (`"Ann Lee" <ann@example.com>`)
+    others: int = 0  # further addresses in the same cell, not emailed
 
-    def first(names: set[str]) -> int | None:
-        return next((i for i, label in enumerate(labels) if label in names), None)
 
-    email_column = first(_EMAIL_HEADERS)
-    if email_column is None:
-        return None
-    full, given, family = first(_NAME_HEADERS), first(_FIRST_NAME_HEADERS), first(_LAST_NAME_HEADERS)
-    if full is not None:
-        name_columns: tuple[int, ...] = (full,)
-    elif given is not None or family is not None:
-        name_columns = tuple(i for i in (given, family) if i is not None)
-    else:
-        name_columns = (0 if email_column else 1,) if len(fields) > 1 else ()
-    needed = max((email_column, *name_columns)) + 1
-    return Layout(name_columns=name_columns, email_column=email_column, min_columns=needed, max_columns=len(fields),
-                  header=tuple(field.strip() for field in fields), delimiter=delimiter)
+def read_address(cell: str) -> Address:
+    """The address a cell holds, as people write them: plain, `mailto:`, `"Ann Lee" <ann@example.com>`, or
+    several joined with ` ::: ` (the first is used). Raises InvalidEmail."""
+    parts = _SEVERAL_ADDRESSES.split(cell.strip()) if ":::" in cell else [cell]
+    first, name = parts[0], ""
+    if "<" in first and (match := _DISPLAY_NAME.match(first)):
+        name, first = clean_name(match.group(1)), match.group(2)
+    return Address(normalise_email(first), name, len([p for p in parts[1:] if p.strip()]))
+
+
+def is_address(cell: str) -> bool:
+    try:
+        read_address(cell)
+        return True
+    except InvalidEmail:
+        return False
 
 
 def _judge(fields: list[str], row: int, layout: Layout) -> Contact | InvalidRow:
@@ -270,80 +252,202 @@ def _judge(fields: list[str], row: int, layout: Layout) -> Contact | InvalidRow:
                           tuple(fields))
     if max(map(len, fields)) > MAX_FIELD_LENGTH:
         return InvalidRow(row, f"a field is longer than {MAX_FIELD_LENGTH} characters", tuple(fields))
-    columns = layout.name_columns
-    name = clean_name(fields[columns[0]] if len(columns) == 1 else " ".join(fields[i] for i in columns))
-    if len(name) > MAX_NAME_LENGTH:
-        return InvalidRow(row, f"name longer than {MAX_NAME_LENGTH} characters", tuple(fields))
+    columns, emails = layout.name_columns, layout.email_columns
+    if len(emails) == 1:
+        cell = fields[emails[0]]
+    else:  # Outlook's E-mail, E-mail 2, E-mail 3; Google's E-mail 1 - Value, E-mail 2 - Value: the first filled
+        cell = next((fields[i] for i in emails if i < len(fields) and fields[i].strip()), "")
+    written_name, others = "", 0
     try:
-        email = normalise_email(fields[layout.email_column])
+        if ":::" in cell or "<" in cell:
+            address = read_address(cell)
+            email, written_name, others = address.email, address.name, address.others
+        else:
+            email = normalise_email(cell)
     except InvalidEmail as error:
         return InvalidRow(row, str(error), tuple(fields))
-    return Contact(email=email, name=name, row=row)
+    if not columns:
+        name = written_name
+    else:
+        name = clean_name(fields[columns[0]] if len(columns) == 1 else " ".join(fields[i] for i in columns))
+    if len(name) > MAX_NAME_LENGTH:
+        return InvalidRow(row, f"name longer than {MAX_NAME_LENGTH} characters", tuple(fields))
+    return Contact(email, name, row, others)
+
+
+class _Records:
+    """The CSV records of `lines`, and the lines each came from (`taken`, emptied by the reader after each record).
+
+    A quoted field may hold line breaks (Outlook's notes), so a record may span lines. A stray quote (a row
+    starting `"Carl, Jr,...`) opens a field that swallows the rows after it, up to the next quote or the csv
+    module's field limit. Such a record is split where a line of it reads as a row on its own (`is_row`): the
+    lines before are one broken record, the rest are given back and read again.
+    """
+
+    def __init__(self, lines: Iterable[str], delimiter: str, is_row: Callable[[list[str]], bool]):
+        self._source = iter(lines)
+        self._pending: deque[str] = deque()  # lines given back, read again before the source
+        self.taken: list[str] = []  # the lines of the record being read
+        self._is_row = is_row
+        self._delimiter = delimiter
+        self.reader = self._new_reader()
+
+    def _new_reader(self) -> Iterator[list[str]]:
+        return csv.reader(self._feed(), delimiter=self._delimiter, skipinitialspace=True, strict=False)
+
+    def read_on(self) -> bool:
+        """After the end of the lines: a reader for the lines given back at the very end, if any."""
+        if not self._pending:
+            return False
+        self.reader = self._new_reader()
+        return True
+
+    def _feed(self) -> Iterator[str]:
+        pending, append = self._pending, self.taken.append
+        for text in self._source:
+            while pending:
+                line = pending.popleft()
+                append(line)
+                yield line
+            append(text)
+            yield text
+        while pending:
+            line = pending.popleft()
+            append(line)
+            yield line
+
+    def own_lines(self, fields: list[str] | None) -> tuple[list[str], bool]:
+        """The lines that are the record just read, and whether it is broken (the lines after a stray quote are
+        given back, to be read again); empties `taken`."""
+        lines = list(self.taken)
+        self.taken.clear()
+        if fields is not None and (len(lines) == 1 or self._is_row(fields)):
+            return lines, False  # a row, its quoted fields holding line breaks or not
+        for index in range(1, min(len(lines), LOOKAHEAD_LINES + 1)):
+            alone = _one_line(lines[index], self._delimiter)
+            if alone is not None and self._is_row(alone):
+                self._pending.extendleft(reversed(lines[index:]))
+                return lines[:index], True
+        if fields is None:  # never closed, and no row in sight: the first line alone is broken
+            self._pending.extendleft(reversed(lines[1:]))
+            return lines[:1], True
+        return lines, False
+
+
+def _one_line(text: str, delimiter: str) -> list[str] | None:
+    """A line's fields when it reads as a record on its own (no quote left open)."""
+    if text.count('"') % 2:
+        return None
+    try:
+        return next(csv.reader([text], delimiter=delimiter, skipinitialspace=True, strict=False), None)
+    except csv.Error:
+        return None
 
 
 class ContactReader:
     """One verdict per CSV record; blank lines are not records.
 
-    `lines` is any iterable of text lines (a streamed S3 body decoded as UTF-8), so the file is
-    never held whole in memory. A row's number is its record's line in the file: `first_line` is
+    `lines` is any iterable of text lines (a streamed S3 body, decoded line by line), so the file is
+    never held whole in memory. A row's number is its record's first line in the file: `first_line` is
     how many lines came before `lines` (an import that goes on from a checkpoint). `layout` is
-    found from the first record (a header, or the seed's columns) unless given.
+    found from the first lines (common.domain.columns) unless given; `unsure` then says why the file is
+    held instead, and no row is read.
 
     Emails already seen come back as DuplicateRow; the first `remember` emails are remembered,
     which keeps memory flat on huge files (the ledger still catches any later duplicate).
     """
 
     def __init__(self, lines: Iterable[str], layout: Layout | None = None, first_line: int = 0,
-                 remember: int = MAX_REMEMBERED_EMAILS):
+                 remember: int = MAX_REMEMBERED_EMAILS, mapping: ColumnMapping | None = None):
         self.layout = layout
+        self.unsure: Unsure | None = None
+        self._skip = 0  # records before the first row (a preamble, the header): in the file's first segment
         self._lines = lines
         self._first_line = first_line
         self._remember = remember
+        self._mapping = mapping
 
-    def _delimited(self) -> tuple[Iterable[str], str, int]:
-        """The lines to read, their delimiter, and how many lines came before them."""
+    def _delimited(self) -> tuple[Iterable[str], Layout | None, int]:
+        """The lines to read, their layout (None: unsure), and how many lines came before them."""
         if self.layout is not None:
-            return self._lines, self.layout.delimiter, self._first_line
-        # The file's first segment: tell its delimiter from its first lines.
+            return self._lines, self.layout, self._first_line
+        # The file's first segment: tell its delimiter and its columns from its first lines.
         rest = iter(self._lines)
         sample = list(itertools.islice(rest, SNIFF_LINES))
         said = _excel_separator(sample[0]) if sample else None
         first_line = self._first_line
         if said is not None:
             sample, first_line = sample[1:], first_line + 1  # not a record
-        return itertools.chain(sample, rest), said or sniff_delimiter(sample), first_line
+        delimiter = said or sniff_delimiter(sample)
+        starts, sampled = _layout_sample(sample, delimiter)
+        found = find_layout(sampled, delimiter, is_address, self._mapping, [first_line + s for s in starts])
+        if isinstance(found, Unsure):
+            self.unsure = found
+            return (), None, first_line
+        self.layout = found
+        self._skip = found.skip_records
+        return itertools.chain(sample, rest), found, first_line
 
     def __iter__(self) -> Iterator[RowVerdict]:
-        lines, delimiter, first_line = self._delimited()
-        reader = csv.reader(lines, delimiter=delimiter, skipinitialspace=True, strict=False)
+        lines, layout, first_line = self._delimited()
+        if layout is None:
+            return
+        skip = self._skip
         seen: set[str] = set()
+        records = _Records(lines, layout.delimiter, lambda f: isinstance(_judge(f, 0, layout), Contact))
+        reader, taken = records.reader, records.taken
+        line = first_line + 1  # the next record's first line
         while True:
             try:
-                fields = next(reader)
+                fields: list[str] | None = next(reader)
             except StopIteration:
-                return
-            except csv.Error as error:  # e.g. a field over the csv module's size limit
-                yield InvalidRow(first_line + reader.line_num, f"unreadable CSV record: {error}", ())
+                if not records.read_on():
+                    return
+                reader = records.reader
                 continue
-            if not fields or (len(fields) == 1 and not fields[0].strip()):
-                continue  # a blank line is not a record
-            row = first_line + reader.line_num
-            if fields == [OVERLONG_LINE]:
-                yield InvalidRow(row, OVERLONG_REASON, ())
+            except csv.Error:  # a field over the module's size limit: a quote that never closed, say
+                fields = None
+            row = line
+            if len(taken) == 1 and fields is not None:  # nearly every record: one line, read
+                line += 1
+                taken.clear()
+            else:
+                own, broken = records.own_lines(fields)
+                line += len(own)
+                if broken or fields is None:
+                    yield InvalidRow(row, BROKEN_RECORD_REASON, (), "".join(own))
+                    continue
+            if len(fields) <= 1 and (odd := self._one_field(row, fields)) is not None:
+                if isinstance(odd, InvalidRow):  # a line that stands for one too long, or not text
+                    yield odd
+                continue  # else a blank line, not a record
+            if skip:
+                skip -= 1  # a preamble line, or the header
                 continue
-            if self.layout is None:
-                self.layout = _header_layout(fields, delimiter)
-                if self.layout is not None:
-                    continue
-                self.layout = replace(SEED_LAYOUT, delimiter=delimiter)
-            verdict = _judge(fields, row, self.layout)
-            if isinstance(verdict, Contact):
-                if verdict.email in seen:
-                    yield DuplicateRow(row, verdict.email)
-                    continue
-                if len(seen) < self._remember:
-                    seen.add(verdict.email)
-            yield verdict
+            yield self._first_time(_judge(fields, row, layout), seen)
+
+    def _first_time(self, verdict: Contact | InvalidRow, seen: set[str]) -> RowVerdict:
+        """A contact whose address the file already had is a duplicate (the first `remember` are remembered)."""
+        if isinstance(verdict, Contact):
+            if verdict.email in seen:
+                return DuplicateRow(verdict.row, verdict.email)
+            if len(seen) < self._remember:
+                seen.add(verdict.email)
+        return verdict
+
+    @staticmethod
+    def _one_field(row: int, fields: list[str]) -> InvalidRow | bool | None:
+        """A record of one field or none: False for a blank line, the invalid row a marker stands for, or None
+        for a row (a file of one column)."""
+        if not fields or not fields[0].strip():
+            return False
+        field = fields[0]
+        if field == OVERLONG_LINE:
+            return InvalidRow(row, OVERLONG_REASON, ())
+        if field.startswith(UNDECODABLE_LINE):
+            reason, text = read_undecodable_line(field)
+            return InvalidRow(row, reason, (), text)
+        return None
 
 
 def read_contacts(lines: Iterable[str]) -> Iterator[RowVerdict]:

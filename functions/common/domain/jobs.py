@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from common.domain.contacts import Layout
+from common.domain.columns import Layout, Unsure
 
 MAX_DISTINCT_REASONS = 20
 
@@ -19,6 +19,7 @@ class Stage(StrEnum):
     PARSING = "PARSING"
     PARSED = "PARSED"
     FAILED = "FAILED"
+    NEEDS_MAPPING = "NEEDS_MAPPING"  # held unsent: which column is which is not certain (common.domain.columns)
 
 
 class JobStatus(StrEnum):
@@ -27,6 +28,7 @@ class JobStatus(StrEnum):
     SENDING = "SENDING"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
+    NEEDS_MAPPING = "NEEDS_MAPPING"
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class ParseTally:
     duplicate: int = 0
     enqueued: int = 0
     invalid_reasons: dict[str, int] = field(default_factory=dict)
+    notes: dict[str, int] = field(default_factory=dict)  # what was read but not sent, though no row is invalid
 
     def reject(self, reason: str) -> None:
         self.invalid += 1
@@ -56,8 +59,11 @@ class ParseTally:
             reason = "other reasons"
         self.invalid_reasons[reason] = self.invalid_reasons.get(reason, 0) + 1
 
+    def note(self, what: str, count: int = 1) -> None:
+        self.notes[what] = self.notes.get(what, 0) + count
+
     def copy(self) -> ParseTally:
-        return replace(self, invalid_reasons=dict(self.invalid_reasons))
+        return replace(self, invalid_reasons=dict(self.invalid_reasons), notes=dict(self.notes))
 
 
 @dataclass(frozen=True)
@@ -71,13 +77,16 @@ class Checkpoint:
     layout: Layout | None = None
     tally: ParseTally = field(default_factory=ParseTally)
     rejects_parts: tuple[str, ...] = ()
-    encoding: str = ""  # told from the file's first bytes by its first segment
+    encoding: str = ""  # decided from the file's first bytes by its first segment, and on evidence since
+    encoding_why: str = ""
+    text_seen: bool = False  # UTF-8: non-ASCII text was read (a line that is not UTF-8 is then a bad row)
 
     def encode(self) -> str:
         return json.dumps({"segment": self.segment, "offset": self.offset, "line": self.line,
                            "layout": self.layout.to_json() if self.layout else None,
                            "tally": asdict(self.tally), "rejects_parts": list(self.rejects_parts),
-                           "encoding": self.encoding})
+                           "encoding": self.encoding, "encoding_why": self.encoding_why,
+                           "text_seen": self.text_seen})
 
     @classmethod
     def decode(cls, text: str) -> Checkpoint:
@@ -85,7 +94,8 @@ class Checkpoint:
         return cls(segment=data["segment"], offset=data["offset"], line=data["line"],
                    layout=Layout.from_json(data["layout"]) if data["layout"] else None,
                    tally=ParseTally(**data["tally"]), rejects_parts=tuple(data["rejects_parts"]),
-                   encoding=data.get("encoding", ""))
+                   encoding=data.get("encoding", ""), encoding_why=data.get("encoding_why", ""),
+                   text_seen=bool(data.get("text_seen", False)))
 
 
 @dataclass(frozen=True)
@@ -123,7 +133,9 @@ class Job:
     failure_reason: str = ""
     invalid_reasons: dict[str, int] = field(default_factory=dict)
     rejects_key: str = ""
-    read_as: str = ""  # how the file was read: encoding, delimiter, the columns of the email and name
+    read_as: str = ""  # how the file was read: encoding, delimiter, the columns of the email and name, and why
+    notes: dict[str, int] = field(default_factory=dict)
+    needs_mapping: Unsure | None = None  # NEEDS_MAPPING: why, the columns seen, the first rows
     started_at: str = ""
     parsed_at: str = ""
 
@@ -137,6 +149,8 @@ class Job:
             return JobStatus.PENDING
         if self.stage is Stage.FAILED:
             return JobStatus.FAILED
+        if self.stage is Stage.NEEDS_MAPPING:
+            return JobStatus.NEEDS_MAPPING
         if self.stage is Stage.PARSING:
             return JobStatus.PARSING
         return JobStatus.SUCCEEDED if self.settled >= self.rows else JobStatus.SENDING
@@ -155,4 +169,5 @@ class Job:
         data["stage"] = self.stage.value
         data["status"] = self.status.value
         data["settled"] = self.settled
+        data["needs_mapping"] = self.needs_mapping.to_json() if self.needs_mapping else None
         return data

@@ -1,54 +1,23 @@
 """A byte stream as text lines that knows how far it has read, so that an import can stop after any
-record and a later invocation can go on from that byte (an S3 ranged GET); and the rule that tells a
-file's encoding from its first bytes."""
+record and a later invocation can go on from that byte (an S3 ranged GET). Which encoding the lines are
+decoded with, and why, is encodings.py's business."""
 
 from __future__ import annotations
 
 import codecs
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
+from common.domain.encodings import UTF8, UTF16_BE, UTF16_LE, EncodingDecision, LineDecoder, decide_encoding
+
 _BOM = b"\xef\xbb\xbf"
-_UTF16_BOMS = {b"\xff\xfe": "utf-16-le", b"\xfe\xff": "utf-16-be"}
-UTF8 = "utf-8"
-WINDOWS_1252 = "windows-1252"
-ENCODING_NAMES = {UTF8: "UTF-8", WINDOWS_1252: "Windows-1252", "utf-16-le": "UTF-16 LE", "utf-16-be": "UTF-16 BE"}
-HEAD_BYTES = 64 * 1024  # what the encoding is told from: the file is never read whole to guess
+HEAD_BYTES = 64 * 1024  # what the encoding is first told from: the file is never read whole to guess
 DEFAULT_MAX_LINE_BYTES = 64 * 1024  # a contact's row is a few hundred bytes; MaxLineBytes in the template
 # What stands in for a line longer than the limit (its bytes are skipped, never held): one record that the
 # reader judges invalid, so that the row is counted and the rows after it keep their numbers.
 OVERLONG_LINE = "\x00\x1fline-too-long\x1f\x00"
 _SKIP_CHUNK = 256 * 1024
-
-
-class NotText(ValueError):
-    """No encoding reads the file as text (an image, a spreadsheet's binary format...)."""
-
-
-def detect_encoding(head: bytes) -> str:
-    """The encoding of a file that starts with `head`, by a documented rule (docs/csv-files.md):
-    a BOM says it (UTF-8, UTF-16 LE or BE); else UTF-8 when the bytes are UTF-8; else Windows-1252
-    (Excel's "CSV" on Windows; Latin-1 text reads the same) when they read as it without control
-    characters other than tab, CR and LF; else the file is not text."""
-    if head.startswith(_BOM):
-        return UTF8
-    for bom, encoding in _UTF16_BOMS.items():
-        if head.startswith(bom):
-            return encoding
-    try:
-        head.decode(UTF8)
-        return UTF8
-    except UnicodeDecodeError as error:
-        if error.reason == "unexpected end of data" and error.start >= len(head) - 3:
-            return UTF8  # `head` cut a character in two
-    try:
-        text = head.decode(WINDOWS_1252)
-    except UnicodeDecodeError:
-        raise NotText("the file is not text (no encoding reads its first bytes)") from None
-    if any(character < " " and character not in "\t\r\n" for character in text):
-        raise NotText("the file is not text (it holds control characters: a binary file?)")
-    return WINDOWS_1252
 
 
 class _Rejoined(io.RawIOBase):
@@ -76,56 +45,113 @@ class _Rejoined(io.RawIOBase):
         super().close()
 
 
-def peek_encoding(stream: BinaryIO) -> tuple[str, BinaryIO]:
-    """The stream's encoding, and the stream to read from instead (its first bytes put back)."""
+def peek_encoding(stream: BinaryIO) -> tuple[EncodingDecision, BinaryIO]:
+    """The stream's encoding (and why), and the stream to read from instead (its first bytes put back)."""
     head = stream.read(HEAD_BYTES)
-    return detect_encoding(head), io.BufferedReader(_Rejoined(head, stream), buffer_size=256 * 1024)
+    return decide_encoding(head), io.BufferedReader(_Rejoined(head, stream), buffer_size=256 * 1024)
 
 
 class PositionedLines:
-    """Iterates the lines of `stream` (which starts at byte `start` of the file), decoded with
-    `encoding`. `position` is the file offset just after the last line yielded and `count` how many
-    lines were yielded. Lines keep their endings, as the csv module wants (`newline=""`).
+    """Iterates the lines of `stream` (which starts at byte `start` of the file), decoded by `decoder`.
+    `position` is the file offset just after the last line yielded and `count` how many lines were yielded.
+    Lines keep their endings, as the csv module wants (`newline=""`).
 
-    Lines end at LF (and so at CRLF); a line with bare CRs inside (classic Mac files) is split
-    at them too. A UnicodeDecodeError propagates from the line that cannot be decoded.
+    Lines end at LF (and so at CRLF) or at a bare CR (classic Mac files, Excel for Mac's CSV).
 
     A line longer than `max_line_bytes` is never held in memory: its bytes are skipped up to the next
     line, and OVERLONG_LINE stands in for it.
     """
 
-    def __init__(self, stream: BinaryIO, start: int = 0, encoding: str = UTF8,
-                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES):
+    def __init__(self, stream: BinaryIO, start: int = 0, decoder: LineDecoder | None = None,
+                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, first_line: int = 0):
         self._stream = stream
         self.position = start
         self.count = 0
-        self.encoding = encoding
+        self.decoder = decoder or LineDecoder(EncodingDecision(UTF8, "UTF-8"))
         self.max_line_bytes = max_line_bytes
+        self._first_line = first_line
 
     def __iter__(self) -> Iterator[str]:
-        if self.encoding in _UTF16_BOMS.values():
+        if self.decoder.decision.encoding in (UTF16_LE, UTF16_BE):
             yield from self._utf16()
             return
+        # The common case inline (a million lines a few seconds): lines ending in LF, in the encoding in force.
         first = self.position == 0
-        encoding = self.encoding
         limit = self.max_line_bytes
-        while raw := self._stream.readline(limit + 1):
-            if len(raw) > limit and not raw.endswith(b"\n"):
-                yield self._skipped(len(raw) + self._skip_to_next_line())
-                first = False
-                continue
+        readline = self._stream.readline
+        decoder = self.decoder
+        encoding, watching = decoder.decision.encoding, decoder.watching
+        while raw := readline(limit + 1):
             if first:
                 first = False
                 if raw.startswith(_BOM):
                     self.position += len(_BOM)
                     raw = raw[len(_BOM):]
             if raw.find(b"\r", 0, len(raw) - 2) >= 0:
-                yield from self._split_at_bare_cr(raw)
+                # A bare CR inside: lines end at CR here (classic Mac; Excel for Mac's CSV). From here on the
+                # stream is split at CR, LF and CRLF alike.
+                yield from self._decoded(self._split_anywhere(raw))
+                return
+            if len(raw) > limit and not raw.endswith(b"\n"):
+                yield from self._decoded([len(raw) + self._skip_to_next_line()])
+                encoding, watching = decoder.decision.encoding, decoder.watching
                 continue
-            text = raw.decode(encoding)
-            self.position += len(raw)
             self.count += 1
+            self.position += len(raw)
+            try:
+                text = raw.decode(encoding)
+            except UnicodeDecodeError:
+                text = decoder.undecodable(raw, self._first_line + self.count)
+                encoding, watching = decoder.decision.encoding, decoder.watching
+            else:
+                if watching and not raw.isascii():
+                    decoder.saw_text(self._first_line + self.count)
+                    watching = False
             yield text
+
+    def _decode(self, raw: bytes) -> str:
+        decoder = self.decoder
+        try:
+            text = raw.decode(decoder.decision.encoding)
+        except UnicodeDecodeError:
+            return decoder.undecodable(raw, self._first_line + self.count)
+        if decoder.watching and not raw.isascii():
+            decoder.saw_text(self._first_line + self.count)
+        return text
+
+    def _decoded(self, raws: Iterable[bytes | int]) -> Iterator[str]:
+        """Lines as bytes, or an over-long line as its length, counted and decoded."""
+        for raw in raws:
+            self.count += 1
+            if isinstance(raw, int):
+                self.position += raw
+                yield OVERLONG_LINE + "\n"
+                continue
+            self.position += len(raw)
+            yield self._decode(raw)
+
+    def _split_anywhere(self, buffer: bytes) -> Iterator[bytes | int]:
+        """The rest of the stream, `buffer` first, split into lines at CR, LF or CRLF."""
+        limit = self.max_line_bytes
+        skipped = 0  # bytes of an over-long line already dropped
+        while True:
+            start = 0
+            while (end := _line_end(buffer, start)) >= 0:
+                if buffer[end:end + 1] == b"\r" and end + 1 == len(buffer):
+                    break  # an LF may follow in the next chunk
+                end += 1 + (buffer[end:end + 2] == b"\r\n")
+                size = end - start
+                yield size + skipped if skipped or size > limit else buffer[start:end]
+                skipped, start = 0, end
+            buffer = buffer[start:]
+            chunk = self._stream.read(_SKIP_CHUNK)
+            if not chunk:
+                if buffer or skipped:
+                    yield len(buffer) + skipped if skipped or len(buffer) > limit else buffer
+                return
+            if len(buffer) > limit:  # no end in sight: drop what is held, keep counting
+                skipped, buffer = skipped + len(buffer), b""
+            buffer += chunk
 
     def _skip_to_next_line(self) -> int:
         """Reads past the rest of an over-long line, a chunk at a time; how many bytes that was."""
@@ -136,29 +162,11 @@ class PositionedLines:
                 break
         return skipped
 
-    def _skipped(self, size: int) -> str:
-        self.position += size
-        self.count += 1
-        return OVERLONG_LINE + "\n"
-
-    def _split_at_bare_cr(self, raw: bytes) -> Iterator[str]:
-        start = 0
-        while start < len(raw):
-            end = raw.find(b"\r", start)
-            end = len(raw) if end < 0 else end + 1
-            if raw[end:end + 1] == b"\n":  # CRLF stays one ending
-                end += 1
-            piece = raw[start:end]
-            text = piece.decode(self.encoding)
-            self.position += len(piece)
-            self.count += 1
-            start = end
-            yield text
-
     def _utf16(self) -> Iterator[str]:
         """Two bytes a code unit: decoded in chunks, split into lines at LF; each line's bytes are its
         text encoded again (exact, so a later segment can start at that byte)."""
-        decoder = codecs.getincrementaldecoder(self.encoding)()
+        encoding = self.decoder.decision.encoding
+        decoder = codecs.getincrementaldecoder(encoding)()
         if self.position == 0:
             bom = self._stream.read(2)
             self.position += len(bom)
@@ -169,21 +177,32 @@ class PositionedLines:
             pending += decoder.decode(chunk)
             *lines, pending = pending.split("\n")
             if skipping and lines:  # the over-long line ends in this chunk
-                yield self._skipped(skipping + len((lines.pop(0) + "\n").encode(self.encoding)))
+                yield self._counted_skip(skipping + len((lines.pop(0) + "\n").encode(encoding)))
                 skipping = 0
             for line in lines:
-                yield self._counted(line + "\n") if len(line) < limit else self._skipped(
-                    len((line + "\n").encode(self.encoding)))
+                yield self._counted(line + "\n", encoding) if len(line) < limit else self._counted_skip(
+                    len((line + "\n").encode(encoding)))
             if len(pending) > limit:  # no end in sight: skip it, keep nothing
-                skipping += len(pending.encode(self.encoding))
+                skipping += len(pending.encode(encoding))
                 pending = ""
         pending += decoder.decode(b"", final=True)
         if skipping:
-            yield self._skipped(skipping + len(pending.encode(self.encoding)))
+            yield self._counted_skip(skipping + len(pending.encode(encoding)))
         elif pending:
-            yield self._counted(pending)
+            yield self._counted(pending, encoding)
 
-    def _counted(self, line: str) -> str:
-        self.position += len(line.encode(self.encoding))
+    def _counted(self, line: str, encoding: str) -> str:
+        self.position += len(line.encode(encoding))
         self.count += 1
         return line
+
+    def _counted_skip(self, size: int) -> str:
+        self.position += size
+        self.count += 1
+        return OVERLONG_LINE + "\n"
+
+
+def _line_end(buffer: bytes, start: int) -> int:
+    """The index of the first CR or LF at or after `start`; -1 when there is none."""
+    cr, lf = buffer.find(b"\r", start), buffer.find(b"\n", start)
+    return lf if cr < 0 else cr if lf < 0 else min(cr, lf)

@@ -9,13 +9,15 @@ carry the same claim tokens, so the ledger treats them as the same work.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from common.domain.contacts import Contact, ContactReader, DuplicateRow, InvalidRow, Layout
+from common.domain.columns import ColumnMapping, Layout, Unsure
+from common.domain.contacts import Contact, ContactReader, DuplicateRow, InvalidRow
+from common.domain.encodings import UTF8, EncodingDecision, LineDecoder, NotText
 from common.domain.jobs import Checkpoint, ImportState, ParseTally, Stage, Upload
-from common.domain.lines import DEFAULT_MAX_LINE_BYTES, ENCODING_NAMES, UTF8, NotText, PositionedLines, peek_encoding
+from common.domain.lines import DEFAULT_MAX_LINE_BYTES, PositionedLines, peek_encoding
 from common.domain.messages import Delivery, pack_batches
 from common.ports import BatchSink, Continuations, JobStore, RejectsSink, Uploads
 
@@ -23,10 +25,26 @@ from common.ports import BatchSink, Continuations, JobStore, RejectsSink, Upload
 ROWS_BETWEEN_DEADLINE_CHECKS = 500
 
 
+# What is read; any other object put in incoming/ is a FAILED job that says so (none is dropped in silence).
+READABLE_SUFFIXES = (".csv", ".txt", ".tsv")
+SEVERAL_ADDRESSES_NOTE = "a cell held more than one address: the first was emailed, the others were not"
+
+
+def unreadable_kind(key: str) -> str:
+    """Why an object is not read as contacts ('' when it is)."""
+    name = key.rsplit("/", 1)[-1]
+    if name.lower().endswith(READABLE_SUFFIXES):
+        return ""
+    kind = f"'{name.rsplit('.', 1)[-1]}' files" if "." in name else "files without a .csv, .txt or .tsv ending"
+    return (f"{kind} are not read: only .csv, .txt and .tsv files are (a spreadsheet: save it as CSV UTF-8 and "
+            "upload that)")
+
+
 @dataclass(frozen=True)
 class OpenedObject:
     stream: BinaryIO
     etag: str  # of the content being read: later segments read only this content
+    metadata: dict[str, str] = field(default_factory=dict)  # the upload's x-amz-meta-*: a column mapping, say
 
 
 class ObjectGone(LookupError):
@@ -44,33 +62,28 @@ class ImportResult:
     failure_reason: str = ""
     rejects_key: str = ""
     archived_key: str = ""
+    unsure: Unsure | None = None  # held unsent (NEEDS_MAPPING): which columns are which is not certain
 
 
 def never() -> bool:
     return False
 
 
-def _read_as(encoding: str, layout: Layout | None) -> str:
-    """How the file was read, as the job records it and `status` shows it."""
-    parts = [ENCODING_NAMES.get(encoding, encoding)] if encoding else []
+def read_as(encoding: EncodingDecision | None, layout: Layout | None) -> str:
+    """How the file was read and why, as the job records it and `status` shows it."""
+    parts = [f"{encoding.name} ({encoding.why})" if encoding.why not in ("", encoding.encoding) else encoding.name] \
+        if encoding else []
     return "; ".join(parts + ([layout.describe()] if layout else []))
 
 
-class _UntilUndecodable:
-    """Yields lines until the text stops decoding; the error is kept, not raised, so that every
-    row read before it is still enqueued and counted."""
-
-    def __init__(self, lines: Iterable[str], encoding: str):
-        self._lines = lines
-        self._encoding = encoding
-        self.failure = ""
-
-    def __iter__(self) -> Iterator[str]:
-        try:
-            yield from self._lines
-        except UnicodeDecodeError as error:
-            self.failure = (f"the file stops being {ENCODING_NAMES.get(self._encoding, self._encoding)} text "
-                            f"({error.reason}); save it as CSV UTF-8 and upload it again")
+def _decision(checkpoint: Checkpoint) -> EncodingDecision | None:
+    """What the earlier segments decided (a checkpoint from before encodings were recorded: UTF-8, as then)."""
+    if checkpoint.encoding:
+        return EncodingDecision(checkpoint.encoding, checkpoint.encoding_why or checkpoint.encoding,
+                                text_seen=checkpoint.text_seen)
+    if checkpoint.offset:
+        return EncodingDecision(UTF8, "UTF-8, as every file was read before encodings were told", text_seen=True)
+    return None
 
 
 @dataclass
@@ -95,6 +108,9 @@ class Importer:
             stream.close()
             return ImportResult(job_id=upload.job_id, tally=ParseTally(), already_imported=True,
                                 archived_key=self.uploads.archive(upload, failed=False))
+        if kind := unreadable_kind(upload.key):
+            stream.close()
+            return self._finish(state, ParseTally(), self.uploads.rejects_for(upload, 0), kind)
         if state.checkpoint.segment > 0:  # a retried event: later segments own the rest
             stream.close()
             return self._skip_segment(state, 0)
@@ -103,7 +119,7 @@ class Importer:
             return self._finish(state, ParseTally(), self.uploads.rejects_for(upload, 0),
                                 f"the file has {upload.size:,} bytes, more than the {self.max_file_bytes:,} allowed "
                                 "(MaxFileBytes): nothing was read or sent; split it, or raise MaxFileBytes")
-        return self._read_segment(state, stream, should_stop)
+        return self._read_segment(state, stream, should_stop, ColumnMapping.from_metadata(opened.metadata))
 
     def continue_import(self, job_id: str, segment: int, should_stop: Callable[[], bool] = never) -> ImportResult:
         state = self.jobs.resume(job_id)
@@ -135,65 +151,91 @@ class Importer:
         self.continuations.request(job_id, segment)
         self.jobs.mark_continued(job_id, segment)
 
-    def _read_segment(self, state: ImportState, stream: BinaryIO, should_stop: Callable[[], bool]) -> ImportResult:
+    def _read_segment(self, state: ImportState, stream: BinaryIO, should_stop: Callable[[], bool],
+                      mapping: ColumnMapping | None = None) -> ImportResult:
         upload, checkpoint = state.upload, state.checkpoint
-        tally = checkpoint.tally.copy()
         rejects = self.uploads.rejects_for(upload, checkpoint.segment)
-        encoding = checkpoint.encoding or (UTF8 if checkpoint.offset else "")
-        if not encoding:  # the first segment: tell the encoding from the first bytes
+        decision = _decision(checkpoint)
+        if decision is None:  # the first segment: tell the encoding from the first bytes
             try:
-                encoding, stream = peek_encoding(stream)
+                decision, stream = peek_encoding(stream)
             except NotText as error:
                 stream.close()
-                return self._finish(state, tally, rejects, f"{error}; only CSV text files are imported")
-        lines = PositionedLines(stream, checkpoint.offset, encoding, max_line_bytes=self.max_line_bytes)
-        text = _UntilUndecodable(lines, encoding)
-        reader = ContactReader(text, layout=checkpoint.layout, first_line=checkpoint.line)
-        stopped = False
-        too_many = ""
-
-        def deliveries() -> Iterator[Delivery]:
-            nonlocal stopped, too_many
-            for judged, verdict in enumerate(reader, start=1):
-                if self.max_rows and tally.rows >= self.max_rows:
-                    too_many = (f"the file has more than {self.max_rows:,} rows (MaxRowsPerFile): its first "
-                                f"{self.max_rows:,} rows were imported, the rest were not read")
-                    return
-                tally.rows += 1
-                if isinstance(verdict, Contact):
-                    tally.enqueued += 1
-                    yield Delivery(email=verdict.email, name=verdict.name, row=verdict.row)
-                elif isinstance(verdict, DuplicateRow):
-                    tally.duplicate += 1
-                else:
-                    tally.reject(verdict.reason)
-                    rejects.add(verdict)
-                    self.on_invalid(verdict)
-                if judged % ROWS_BETWEEN_DEADLINE_CHECKS == 0 and should_stop():
-                    stopped = True
-                    return
-
+                return self._finish(state, checkpoint.tally.copy(), rejects,
+                                    f"{error}; only CSV text files are imported")
+        decoder = LineDecoder(decision)
+        lines = PositionedLines(stream, checkpoint.offset, decoder, max_line_bytes=self.max_line_bytes,
+                                first_line=checkpoint.line)
+        reader = ContactReader(lines, layout=checkpoint.layout, first_line=checkpoint.line, mapping=mapping)
+        segment = _Segment(reader, checkpoint.tally.copy(), rejects, self.on_invalid, self.max_rows, should_stop)
         try:
-            self.queue.send(pack_batches(deliveries(), job_id=upload.job_id, source_key=upload.key))
+            self.queue.send(pack_batches(segment.deliveries(), job_id=upload.job_id, source_key=upload.key))
         finally:
             stream.close()
-        if stopped and not text.failure and not too_many:
-            part = rejects.close_part()
-            following = Checkpoint(segment=checkpoint.segment + 1, offset=lines.position,
-                                   line=checkpoint.line + lines.count, layout=reader.layout, tally=tally,
-                                   rejects_parts=checkpoint.rejects_parts + ((part,) if part else ()),
-                                   encoding=encoding)
-            if self.jobs.save_checkpoint(upload.job_id, following):
-                self._request_continuation(upload.job_id, following.segment)
-            return ImportResult(job_id=upload.job_id, tally=tally, segment=checkpoint.segment, continued=True)
-        return self._finish(state, tally, rejects, text.failure or too_many, reader.layout, encoding)
+        if reader.unsure is not None:
+            return self._finish(state, segment.tally, rejects, "", encoding=decoder.decision, unsure=reader.unsure)
+        if segment.stopped and not segment.too_many:
+            return self._continue_later(state, segment, lines)
+        return self._finish(state, segment.tally, rejects, segment.too_many, reader.layout, decoder.decision)
+
+    def _continue_later(self, state: ImportState, segment: _Segment, lines: PositionedLines) -> ImportResult:
+        """Checkpoint where this segment stopped, and ask for the next one."""
+        checkpoint, decision = state.checkpoint, lines.decoder.decision
+        part = segment.rejects.close_part()
+        following = Checkpoint(segment=checkpoint.segment + 1, offset=lines.position,
+                               line=checkpoint.line + lines.count, layout=segment.reader.layout, tally=segment.tally,
+                               rejects_parts=checkpoint.rejects_parts + ((part,) if part else ()),
+                               encoding=decision.encoding, encoding_why=decision.why, text_seen=decision.text_seen)
+        if self.jobs.save_checkpoint(state.upload.job_id, following):
+            self._request_continuation(state.upload.job_id, following.segment)
+        return ImportResult(job_id=state.upload.job_id, tally=segment.tally, segment=checkpoint.segment,
+                            continued=True)
 
     def _finish(self, state: ImportState, tally: ParseTally, rejects: RejectsSink, failure_reason: str,
-                layout: Layout | None = None, encoding: str = "") -> ImportResult:
+                layout: Layout | None = None, encoding: EncodingDecision | None = None,
+                unsure: Unsure | None = None) -> ImportResult:
+        """The job's end: FAILED with a reason, held (NEEDS_MAPPING) with what is unsure, or parsed."""
         upload, segment = state.upload, state.checkpoint.segment
         rejects_key = rejects.close(state.checkpoint.rejects_parts)
         self.jobs.finish(upload.job_id, tally, failure_reason=failure_reason, rejects_key=rejects_key,
-                         segment=segment, read_as=_read_as(encoding, layout))
-        archived_key = self.uploads.archive(upload, failed=bool(failure_reason))
+                         segment=segment, read_as=read_as(encoding, layout), unsure=unsure)
+        archived_key = self.uploads.archive(upload, failed=bool(failure_reason) or unsure is not None)
         return ImportResult(job_id=upload.job_id, tally=tally, segment=segment, failure_reason=failure_reason,
-                            rejects_key=rejects_key, archived_key=archived_key)
+                            rejects_key=rejects_key, archived_key=archived_key, unsure=unsure)
+
+
+@dataclass
+class _Segment:
+    """One segment's reading: every row the reader judges, counted as it goes by; contacts handed on."""
+
+    reader: ContactReader
+    tally: ParseTally
+    rejects: RejectsSink
+    on_invalid: Callable[[InvalidRow], None]
+    max_rows: int
+    should_stop: Callable[[], bool]
+    stopped: bool = False  # before its deadline, after a record
+    too_many: str = ""  # past MaxRowsPerFile: why reading stopped
+
+    def deliveries(self) -> Iterator[Delivery]:
+        tally = self.tally
+        for judged, verdict in enumerate(self.reader, start=1):
+            if self.max_rows and tally.rows >= self.max_rows:
+                self.too_many = (f"the file has more than {self.max_rows:,} rows (MaxRowsPerFile): its first "
+                                 f"{self.max_rows:,} rows were imported, the rest were not read")
+                return
+            tally.rows += 1
+            if isinstance(verdict, Contact):
+                tally.enqueued += 1
+                if verdict.other_addresses:
+                    tally.note(SEVERAL_ADDRESSES_NOTE, verdict.other_addresses)
+                yield Delivery(email=verdict.email, name=verdict.name, row=verdict.row)
+            elif isinstance(verdict, DuplicateRow):
+                tally.duplicate += 1
+            else:
+                tally.reject(verdict.reason)
+                self.rejects.add(verdict)
+                self.on_invalid(verdict)
+            if judged % ROWS_BETWEEN_DEADLINE_CHECKS == 0 and self.should_stop():
+                self.stopped = True
+                return

@@ -75,6 +75,9 @@ async function showJob(jobId) {
     el("h3", {}, job.key, " ", el("span", { className: "dim" }, `job ${job.job_id}`)),
     el("p", {}, "Read as: ", job.read_as || "(not parsed yet)"),
     job.failure_reason ? el("p", { className: "error" }, "Failed: ", job.failure_reason) : "",
+    job.needs_mapping ? el("p", { className: "error" }, "Held, nothing sent: ", job.needs_mapping.reason,
+      ` Columns: ${job.needs_mapping.columns.join(", ")}. Choose the file again to say which column is which.`) : "",
+    ...Object.entries(job.notes || {}).map(([note, count]) => el("p", { className: "dim" }, `${count} ${note}`)),
     el("p", {}, `Started ${job.started_at || "–"}, parsed ${job.parsed_at || "–"}; `,
        `${job.settled} of ${job.rows} rows settled, ${job.enqueued} enqueued, ${job.complained} complaints.`),
     reasons.length
@@ -87,22 +90,69 @@ async function showJob(jobId) {
   box.hidden = false;
 }
 
-// -- upload -------------------------------------------------------------------------------------
-async function upload(file) {
+// -- preview, then upload ---------------------------------------------------------------------------
+// A chosen file is first previewed (how it will be read, its first emails as they will be sent); it is uploaded
+// only when Upload is pressed, with the columns said, if any, as the object's metadata.
+let chosen = null;
+
+function mappingQuery() {
+  const email = $("preview-email-column").value.trim(), names = $("preview-name-columns").value.trim();
+  return (email ? "&email_column=" + encodeURIComponent(email) : "") +
+         (names ? "&name_columns=" + encodeURIComponent(names) : "");
+}
+
+function tooLarge(file) {
+  if (file.size <= maxUploadBytes) return false;
   const result = $("upload-result");
-  result.className = "";
-  if (file.size > maxUploadBytes) {
-    result.className = "error";
-    result.textContent = `${file.name} is ${(file.size / 2 ** 20).toFixed(0)} MB; the console takes files up to ` +
-      `${maxUploadBytes / 2 ** 20} MB (upload larger ones with aws s3 cp). Nothing was uploaded.`;
+  result.className = "error";
+  result.textContent = `${file.name} is ${(file.size / 2 ** 20).toFixed(0)} MB; the console takes files up to ` +
+    `${maxUploadBytes / 2 ** 20} MB (upload larger ones with aws s3 cp). Nothing was uploaded.`;
+  return true;
+}
+
+async function showPreview(file) {
+  chosen = file;
+  const result = $("upload-result"), box = $("preview");
+  result.className = ""; result.textContent = "";
+  if (tooLarge(file)) { box.hidden = true; return; }
+  let seen;
+  try {
+    seen = await postJson("preview?name=" + encodeURIComponent(file.name) + mappingQuery(), file,
+                          { "Content-Type": "application/octet-stream" });
+  } catch (error) {
+    box.hidden = true; result.className = "error"; result.textContent = error.message + " Nothing was uploaded.";
     return;
   }
+  if (seen.failure) {
+    box.hidden = true; result.className = "error";
+    result.textContent = `${file.name} is not a CSV file it can read: ${seen.failure}. Nothing was uploaded.`;
+    return;
+  }
+  $("preview-read-as").textContent = `${file.name}, read as: ${seen.read_as}`;
+  const held = seen.needs_mapping;
+  $("preview-held").hidden = !held;
+  $("preview-held").textContent = held ? `It would be held, nothing sent: ${held.reason} Say which column is which below.` : "";
+  const rows = held
+    ? held.first_rows.map((cells) => el("tr", {}, el("td", {}, ""), el("td", {}, ""), el("td", {}, cells.join(" | ")), el("td", {}, "")))
+    : seen.rows.map((row) => el("tr", { className: row.verdict },
+        el("td", {}, row.line), el("td", { className: row.verdict === "sent" ? "ok" : "error" }, row.verdict),
+        el("td", {}, row.address), el("td", {}, row.greeting || row.reason)));
+  $("preview-rows").querySelector("tbody").replaceChildren(...rows);
+  $("preview-upload").disabled = Boolean(held);
+  box.hidden = false;
+}
+
+async function upload() {
+  const file = chosen, result = $("upload-result");
+  if (!file || tooLarge(file)) return;
+  result.className = "";
   result.textContent = `uploading ${file.name}…`;
   try {
-    const answer = await postJson("upload?name=" + encodeURIComponent(file.name), file,
+    const answer = await postJson("upload?name=" + encodeURIComponent(file.name) + mappingQuery(), file,
                                   { "Content-Type": "application/octet-stream" });
     result.className = "ok";
     result.textContent = `Uploaded ${answer.s3} (job ${answer.job_id})`;
+    $("preview").hidden = true;
     selectedJob = answer.job_id;
     await refreshJobs();
   } catch (error) {
@@ -114,11 +164,14 @@ async function upload(file) {
 function setUpDrop() {
   const drop = $("drop");
   const input = $("file-input");
-  input.addEventListener("change", () => input.files[0] && upload(input.files[0]));
+  input.addEventListener("change", () => input.files[0] && showPreview(input.files[0]));
+  $("preview-upload").addEventListener("click", upload);
+  $("preview-cancel").addEventListener("click", () => { $("preview").hidden = true; chosen = null; input.value = ""; });
+  $("preview-mapping").addEventListener("submit", (e) => { e.preventDefault(); if (chosen) showPreview(chosen); });
   drop.addEventListener("keydown", (e) => (e.key === "Enter" || e.key === " ") && input.click());
   for (const name of ["dragenter", "dragover"]) drop.addEventListener(name, (e) => { e.preventDefault(); drop.classList.add("over"); });
   for (const name of ["dragleave", "drop"]) drop.addEventListener(name, () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (e) => { e.preventDefault(); if (e.dataTransfer.files[0]) upload(e.dataTransfer.files[0]); });
+  drop.addEventListener("drop", (e) => { e.preventDefault(); if (e.dataTransfer.files[0]) showPreview(e.dataTransfer.files[0]); });
 }
 
 // -- contact lookup -----------------------------------------------------------------------------
