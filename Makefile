@@ -14,7 +14,7 @@ SCAN_STAMP := $(SCAN_VENV)/.installed
 LOCALCLOUD := $(BIN)/localcloud
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv test test-unit test-e2e lint audit demo up logs events build deploy deploy-localstack env-localstack stop clean bench bench-rate chaos docker-up lambda-image test-sam-local mutation lock console-screenshot
+.PHONY: help venv test test-unit test-e2e test-ministack test-localstack lint audit demo up logs events build deploy deploy-localstack env-localstack stop clean bench bench-rate chaos docker-up lambda-image test-sam-local mutation lock console-screenshot
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -54,6 +54,24 @@ $(MUTATION_STAMP): requirements-mutation.txt functions/requirements.txt
 	$(MUTATION_VENV)/bin/pip install -q -r requirements-mutation.txt -c $(MUTATION_VENV)/function-pins.txt
 	@touch $@
 
+# Emulators nobody on this team wrote, each in a virtual environment of its own (tests/peers/).
+MINISTACK_STAMP := .venv-ministack/.installed
+LOCALEMU_STAMP := .venv-localemu/.installed
+
+$(MINISTACK_STAMP): tests/peers/requirements-ministack.txt
+	@test -n "$(PYTHON313)" || { echo "Python 3.13 is needed (python3.13 on PATH, or pyenv install 3.13)"; exit 1; }
+	rm -rf .venv-ministack && $(PYTHON313) -m venv .venv-ministack
+	.venv-ministack/bin/pip install -q --upgrade pip
+	.venv-ministack/bin/pip install -q -r tests/peers/requirements-ministack.txt
+	@touch $@
+
+$(LOCALEMU_STAMP): tests/peers/requirements-localemu.txt
+	@test -n "$(PYTHON313)" || { echo "Python 3.13 is needed (python3.13 on PATH, or pyenv install 3.13)"; exit 1; }
+	rm -rf .venv-localemu && $(PYTHON313) -m venv .venv-localemu
+	.venv-localemu/bin/pip install -q --upgrade pip
+	.venv-localemu/bin/pip install -q -r tests/peers/requirements-localemu.txt
+	@touch $@
+
 venv: $(DEV_STAMP) ## create .venv (Python 3.13) with everything tests and the local cloud need
 
 test: $(DEV_STAMP) ## all tests: unit (moto in-process) and end-to-end (an embedded local cloud of their own)
@@ -73,6 +91,12 @@ lambda-image: $(DEV_STAMP) docker-up ## public.ecr.aws/lambda/python:3.13-<arch>
 
 test-e2e: $(DEV_STAMP) ## end-to-end tests only; against $$AWS_ENDPOINT_URL if set (a LocalStack), else their own cloud
 	$(BIN)/python -m pytest tests/e2e
+
+test-ministack: $(DEV_STAMP) $(MINISTACK_STAMP) ## the end-to-end tests against ministack (an independent LocalStack-like emulator; no Docker)
+	env -u AWS_ENDPOINT_URL $(BIN)/python -m tests.peers.run ministack
+
+test-localstack: $(DEV_STAMP) $(LOCALEMU_STAMP) lambda-image ## the end-to-end tests against localemu (LocalStack's community fork; Lambda in Docker)
+	env -u AWS_ENDPOINT_URL $(BIN)/python -m tests.peers.run localemu
 
 lint: $(LINT_STAMP) $(SCAN_STAMP) ## ruff (C901 <= 12), import contracts, mypy (--strict on the Lambda code), sam validate --lint, cfn-lint, bandit, checkov (both EmailProvider variants), pip-audit
 	$(BIN)/ruff check functions localcloud tests bench
@@ -136,7 +160,8 @@ stop: $(DEV_STAMP) ## stop the background emulator
 
 clean: ## stop the emulator, remove the venv and build output
 	-@test -x $(BIN)/python && $(LOCALCLOUD) stop
-	rm -rf $(VENV) $(SCAN_VENV) .aws-sam .localcloud .pytest_cache .ruff_cache .hypothesis demo/*.csv
+	rm -rf $(VENV) $(SCAN_VENV) $(MUTATION_VENV) .venv-lock .venv-ministack .venv-localemu .mutation .aws-sam \
+		.localcloud .pytest_cache .ruff_cache .hypothesis demo/*.csv
 
 bench-rate: $(DEV_STAMP) ## MaxSendRate honoured: peak sends in any second vs the limit; writes bench/rate.md
 	$(BIN)/python -m bench.run --sizes $(or $(SIZE),3000) --max-send-rate $(or $(RATE),100)

@@ -14,6 +14,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from localcloud.emulator.process import (
     EmulatorError,
     health,
     identify,
+    identify_with_version,
     start_background_emulator,
 )
 from localcloud.emulator.server import SES_MESSAGES_PATH
@@ -59,6 +61,12 @@ class NotImported(ValueError):
 class Uploaded:
     key: str
     job_id: str
+    at: str = ""  # when it was put (UTC, ISO), to tell a held job's earlier verdict from its new one
+
+    def seen_by(self, job: Job) -> bool:
+        """The job's state answers this upload: it is not the hold of an earlier upload of the same object, which
+        this one (with its columns said) starts over."""
+        return not (job.needs_mapping is not None and self.at and job.parsed_at and job.parsed_at < self.at)
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,7 @@ class LocalCloud:
     def __init__(self, settings: CloudSettings):
         self.settings = settings
         self.answerer: Answerer | None = None
+        self.answerer_version = ""
         self.deployment: Deployment | None = None
         self.runtime: Any = None  # a LambdaRuntime; imported only by the commands that run functions
 
@@ -86,7 +95,7 @@ class LocalCloud:
         self.settings.state_dir.mkdir(parents=True, exist_ok=True)
         supported_types = None
         if not self.settings.is_real_aws:
-            self.answerer = identify(self.settings.endpoint)
+            self.answerer, self.answerer_version = identify_with_version(self.settings.endpoint)
             if self.answerer is Answerer.NOTHING:
                 start_background_emulator(self.settings.endpoint, self.settings.state_dir)
                 self.answerer = Answerer.LOCALCLOUD
@@ -94,7 +103,10 @@ class LocalCloud:
                 raise EmulatorError(f"{self.settings.endpoint} is {PLAIN_MOTO_REFUSAL}")
             if self.answerer is Answerer.LOCALCLOUD:
                 supported_types = set(health(self.settings.endpoint).get("cloudformation_types", []))
-        self.deployment = deploy(self.settings, supported_types=supported_types)
+        self.deployment = deploy(self.settings, supported_types=supported_types,
+                                 runs_code=self.answerer is not Answerer.LOCALCLOUD)
+        if self.answerer is Answerer.MINISTACK and self.deployment.changed:
+            self._numbers_in_mappings()
         if with_runtime and self.hosts_functions and not self.runtime_running_elsewhere():
             from localcloud.runtime.journal import RuntimeStillRunning, journal_path
             from localcloud.runtime.runtime import LambdaRuntime
@@ -120,6 +132,24 @@ class LocalCloud:
             raise NotReady(f"no stack {self.settings.stack_name} at {self.settings.endpoint}; "
                            "deploy it with: localcloud up") from None
         return self
+
+    def _numbers_in_mappings(self) -> None:
+        """ministack 1.5 keeps a mapping's `Ref`'d numbers (BatchSize, MaximumConcurrency) as strings when
+        CloudFormation creates it, and its SQS poller then stops on the first such mapping (docs/local-cloud.md,
+        "Other emulators"). The same numbers, sent again through Lambda's own API, are stored as numbers."""
+        lambda_ = self.client("lambda")
+        for function in self.deployed.functions.values():
+            for mapping in lambda_.list_event_source_mappings(FunctionName=function.name)["EventSourceMappings"]:
+                update: dict[str, Any] = {"UUID": mapping["UUID"], "BatchSize": int(mapping["BatchSize"])}
+                if (most := mapping.get("ScalingConfig", {}).get("MaximumConcurrency")) is not None:
+                    update["ScalingConfig"] = {"MaximumConcurrency": int(most)}
+                lambda_.update_event_source_mapping(**update)
+
+    @property
+    def answered_by(self) -> str:
+        """Who answers at the endpoint, with its version where it says."""
+        version = getattr(self, "answerer_version", "")
+        return f"{self.answerer} {version}".strip() if self.answerer else "AWS"
 
     @property
     def hosts_functions(self) -> bool:
@@ -200,9 +230,10 @@ class LocalCloud:
 
     def put_upload(self, key: str, body: bytes, metadata: dict[str, str] | None = None) -> Uploaded:
         """One PutObject, as `aws s3 cp` makes it; the job id follows from the object's ETag."""
+        at = datetime.now(UTC).isoformat(timespec="milliseconds")
         etag = self.client("s3").put_object(Bucket=self.bucket, Key=key, Body=body,
                                             Metadata=metadata or {})["ETag"].strip('"')
-        return Uploaded(key=key, job_id=Upload(bucket=self.bucket, key=key, etag=etag).job_id)
+        return Uploaded(key=key, job_id=Upload(bucket=self.bucket, key=key, etag=etag).job_id, at=at)
 
     def invoke(self, function: str, event: Any) -> Any:
         from localcloud.runtime.runtime import LambdaRuntime
@@ -239,7 +270,7 @@ class LocalCloud:
             jobs = self.jobs(uploaded)
             if on_progress:
                 on_progress(jobs)
-            settled = all(job.done for job in jobs)
+            settled = all(job.done and upload.seen_by(job) for job, upload in zip(jobs, uploaded, strict=True))
             if settled and (self.runtime is None or self.runtime.idle()):
                 if self.runtime is not None:
                     self.runtime.logs.flush()

@@ -12,6 +12,7 @@ Local parameter values live in `localcloud.toml`, not in samconfig.toml: nothing
 from __future__ import annotations
 
 import os
+import platform
 import shlex
 import tomllib
 from collections.abc import Mapping
@@ -30,6 +31,11 @@ LOCAL_CREDENTIALS = dict.fromkeys(("aws_access_key_id", "aws_secret_access_key")
 # The operator tools send no email; their writes are the ledger's token-guarded transactions and SQS sends whose
 # copies the ledger absorbs (functions/common/adapters/aws.py says why for each service), so retrying is safe.
 CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 6}, max_pool_connections=64)
+
+
+def host_architecture() -> str:
+    """This machine's architecture as Lambda names it: what a local stack's functions run as."""
+    return "arm64" if platform.machine().lower() in ("arm64", "aarch64") else "x86_64"
 
 
 def project_root() -> Path:
@@ -124,6 +130,8 @@ class CloudSettings:
         parameters.update(parse_overrides(environ.get("LOCALCLOUD_PARAMETER_OVERRIDES", "")))
         parameters.update(overrides or {})
         url, source = resolve_endpoint(endpoint, environ)
+        if url != REAL_AWS:  # a local stack's functions run on this machine: its architecture (AWS keeps arm64)
+            parameters.setdefault("Architecture", host_architecture())
         return cls(root=root, stack_name=local.get("stack_name", "welcome-pipeline"),
                    region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or local.get("region")
                    or "us-east-1",

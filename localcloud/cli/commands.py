@@ -90,7 +90,8 @@ def cmd_up(cloud: LocalCloud, args: argparse.Namespace) -> int:
     out.print(f"  aws s3 cp contacts.csv s3://{cloud.bucket}/incoming/\n"
               f"  sam logs -n SendEmailFunction --stack-name {cloud.settings.stack_name}")
     if not cloud.hosts_functions:
-        out.print(f"{endpoint} is {cloud.answerer}: it runs the functions itself, so the local runtime stands aside.")
+        out.print(f"{endpoint} is {cloud.answered_by}: it runs the functions itself, so the local runtime stands "
+                  "aside.")
         return 0
     out.print(f"Console: [b]{console_url(cloud)}[/]")
     out.print("Functions are running. Ctrl-C to stop (the emulator keeps its data until `localcloud stop`).")
@@ -111,7 +112,8 @@ def _print_deployment(cloud: LocalCloud) -> None:
     if deployment is None:
         raise RuntimeError("the local cloud is not deployed")
     settings = cloud.settings
-    table = Table(title=f"Stack {settings.stack_name} on {settings.endpoint} (from {settings.endpoint_source})")
+    table = Table(title=f"Stack {settings.stack_name} on {settings.endpoint} (from {settings.endpoint_source}): "
+                        f"{cloud.answered_by}")
     table.add_column("output")
     table.add_column("value")
     for name, value in deployment.outputs.items():
@@ -245,12 +247,14 @@ def cmd_invoke(cloud: LocalCloud, args: argparse.Namespace) -> int:
 def cmd_logs(cloud: LocalCloud, args: argparse.Namespace) -> int:
     cloud.connect()
     since = _since_ms(args.since)
-    seen: set[str] = set()
+    seen: set[object] = set()
     while True:
         for event in cloud.log_events(args.function, since_ms=since, contains=args.filter):
-            if event["eventId"] in seen or not log_line_matches(event["message"], args.job, args.level):
+            # An event's id where the endpoint gives one (ministack 1.5 gives none): else what makes it itself.
+            key = event.get("eventId") or (event.get("logStreamName"), event["timestamp"], event["message"])
+            if key in seen or not log_line_matches(event["message"], args.job, args.level):
                 continue
-            seen.add(event["eventId"])
+            seen.add(key)
             print(f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(event['timestamp'] / 1000))} "
                   f"{event['message'].rstrip()}")
             since = max(since or 0, event["timestamp"])

@@ -16,6 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError, WaiterError
 
 from localcloud.config import CloudSettings
+from localcloud.deploy.dependencies import installed_dependencies
 from localcloud.deploy.template import TemplateError, check_parameters, load_template, package, transform
 from localcloud.emulator.patches.lambda_hosting import async_queue_name
 
@@ -90,17 +91,26 @@ ClientFactory = Callable[[str], Any]
 
 
 def deploy(settings: CloudSettings, client_factory: ClientFactory | None = None,
-           supported_types: set[str] | None = None) -> Deployment:
+           supported_types: set[str] | None = None, runs_code: bool = False) -> Deployment:
     """Create or update the stack; a stack whose template and parameters are unchanged is left as it is.
 
     `supported_types`: the resource types the endpoint's CloudFormation creates, where it says (our emulator).
+    `runs_code`: the endpoint runs the functions' code itself (a LocalStack, AWS), so each function is packaged
+    with its dependencies, installed for its architecture, as `sam build` does. The embedded cloud's runtime
+    runs them with this project's environment instead.
     """
     client = client_factory or settings.client
     template = load_template(settings.template_path)
     check_parameters(template, settings.parameter_overrides)
     account = client("sts").get_caller_identity()["Account"]
+    dependencies = None
+    if runs_code:
+        architecture = settings.parameter_overrides.get(
+            "Architecture", str(template.get("Parameters", {}).get("Architecture", {}).get("Default", "arm64")))
+        dependencies = installed_dependencies(settings.code_dir / "requirements.txt", architecture,
+                                              settings.root / ".localcloud" / "build")
     packaged = package(template, settings.root, client("s3"), f"localcloud-artifacts-{account}-{settings.region}",
-                       settings.region)
+                       settings.region, dependencies)
     transformed = transform(packaged, settings.region, client("iam"))
     body = json.dumps(transformed, sort_keys=True)
     parameters = [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(settings.parameter_overrides.items())]

@@ -1,8 +1,9 @@
 """template.yaml to a CloudFormation template, as `sam deploy` makes it: code packaged, SAM transformed.
 
 The transform is the SAM translator's (`samtranslator`, the library the SAM CLI uses); packaging is
-`sam package`'s job in miniature: each local CodeUri zipped, uploaded once per content to an
-artifacts bucket, and named by S3 location.
+`sam build` + `sam package`'s job in miniature: each local CodeUri zipped (with its locked dependencies
+installed for Lambda, for an endpoint that runs the code itself: deploy/dependencies.py), uploaded once
+per content to an artifacts bucket, and named by S3 location.
 """
 
 from __future__ import annotations
@@ -60,20 +61,27 @@ def check_parameters(template: Mapping[str, Any], overrides: Mapping[str, str]) 
                 raise TemplateError(f"parameter {name}={value} is above its MaxValue {spec['MaxValue']}")
 
 
-def code_archive(directory: Path) -> bytes:
-    """A zip of the code directory; the same files give the same bytes (so an unchanged function stays as it is)."""
+def code_archive(directory: Path, dependencies: Path | None = None) -> bytes:
+    """A zip of the code directory (and, beside it at the root, the installed dependencies); the same files give
+    the same bytes (so an unchanged function stays as it is)."""
+    files = [(path.relative_to(directory), path) for path in directory.rglob("*") if path.is_file()
+             and path.suffix in _PACKAGED and "__pycache__" not in path.parts]
+    if dependencies is not None:
+        files += [(path.relative_to(dependencies), path) for path in dependencies.rglob("*")
+                  if path.is_file() and "__pycache__" not in path.parts and path.name != ".complete"]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix in _PACKAGED
-                           and "__pycache__" not in p.parts):
-            info = zipfile.ZipInfo(str(path.relative_to(directory)), date_time=(1980, 1, 1, 0, 0, 0))
-            info.external_attr = 0o644 << 16
+        for name, path in sorted(files, key=lambda item: str(item[0])):
+            info = zipfile.ZipInfo(str(name), date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = (0o755 if path.stat().st_mode & 0o111 else 0o644) << 16
             archive.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
 
 
-def package(template: dict[str, Any], root: Path, s3: Any, bucket: str, region: str) -> dict[str, Any]:
-    """Local CodeUris (each function's, or Globals') replaced by their S3 location, uploaded if new."""
+def package(template: dict[str, Any], root: Path, s3: Any, bucket: str, region: str,
+            dependencies: Path | None = None) -> dict[str, Any]:
+    """Local CodeUris (each function's, or Globals') replaced by their S3 location, uploaded if new; `dependencies`:
+    a folder zipped in with the code (the functions' requirements, installed for Lambda)."""
     packaged = json.loads(json.dumps(template))
     holders = [packaged.get("Globals", {}).get("Function", {})]
     holders += [r.get("Properties", {}) for r in packaged["Resources"].values() if r.get("Type") == SERVERLESS_FUNCTION]
@@ -83,7 +91,7 @@ def package(template: dict[str, Any], root: Path, s3: Any, bucket: str, region: 
         if not isinstance(code_uri, str) or code_uri.startswith("s3://"):
             continue
         if code_uri not in uploaded:
-            body = code_archive(root / code_uri)
+            body = code_archive(root / code_uri, dependencies)
             key = f"localcloud/{hashlib.sha256(body).hexdigest()}.zip"
             _ensure_bucket(s3, bucket, region)
             s3.put_object(Bucket=bucket, Key=key, Body=body)

@@ -25,13 +25,21 @@ class EmulatorError(RuntimeError):
 
 
 class Answerer(StrEnum):
-    """Who answers at an endpoint; only ours runs the pipeline's functions and has moto's bugs fixed."""
+    """Who answers at an endpoint, told by its health route; our local runtime runs the functions only for ours,
+    and a LocalStack-like emulator runs them itself."""
 
     NOTHING = "nothing"
     LOCALCLOUD = "the embedded local cloud"
     LOCALSTACK = "a LocalStack"
+    LOCALEMU = "localemu (LocalStack's community fork)"
+    MINISTACK = "ministack"
     PLAIN_MOTO = "a plain moto server"
     OTHER = "an endpoint that is neither the local cloud, LocalStack nor moto"
+
+
+# Each LocalStack-like emulator's own health route, in the order they are asked (ministack answers LocalStack's too).
+PEER_HEALTH = ((Answerer.MINISTACK, "/_ministack/health"), (Answerer.LOCALEMU, "/_localemu/health"),
+               (Answerer.LOCALSTACK, "/_localstack/health"))
 
 
 PLAIN_MOTO_REFUSAL = (
@@ -50,18 +58,32 @@ def _get(url: str, timeout: float) -> tuple[int, bytes]:
 
 
 def identify(endpoint: str, timeout: float = 1.0) -> Answerer:
+    return identify_with_version(endpoint, timeout)[0]
+
+
+def identify_with_version(endpoint: str, timeout: float = 1.0) -> tuple[Answerer, str]:
+    """Who answers at the endpoint, and the version it says it is (where it says)."""
     base = endpoint.rstrip("/")
     try:
         status, body = _get(base + HEALTH_PATH, timeout)
         if status == 200 and SERVICE_NAME in body.decode(errors="replace"):
-            return Answerer.LOCALCLOUD
-        if _get(base + "/_localstack/health", timeout)[0] == 200:
-            return Answerer.LOCALSTACK
+            return Answerer.LOCALCLOUD, str(json.loads(body).get("moto", ""))
+        for answerer, route in PEER_HEALTH:
+            status, body = _get(base + route, timeout)
+            if status == 200:
+                return answerer, _version(body)
         if _get(base + "/moto-api/", timeout)[0] == 200:
-            return Answerer.PLAIN_MOTO
+            return Answerer.PLAIN_MOTO, ""
     except (urllib.error.URLError, OSError):
-        return Answerer.NOTHING
-    return Answerer.OTHER
+        return Answerer.NOTHING, ""
+    return Answerer.OTHER, ""
+
+
+def _version(body: bytes) -> str:
+    try:
+        return str(json.loads(body).get("version", ""))
+    except (ValueError, AttributeError):
+        return ""
 
 
 def health(endpoint: str) -> dict:

@@ -41,3 +41,13 @@ def cloud(emulator, tmp_path_factory) -> Iterator[LocalCloud]:
     cloud = LocalCloud(CloudSettings.load(endpoint=emulator.endpoint, overrides=FAST)).start()
     yield cloud
     cloud.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Against another endpoint (a LocalStack: `make test-localstack`, `make test-ministack`), the tests that need
+    the embedded local cloud itself are skipped, each saying what it needs."""
+    if not E2E_ENDPOINT:
+        return
+    for item in items:
+        if (needs := item.get_closest_marker("embedded_cloud")) is not None:
+            item.add_marker(pytest.mark.skip(reason=f"needs the embedded local cloud: {needs.args[0]}"))

@@ -9,10 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import E2E_ENDPOINT
-
-pytestmark = [pytest.mark.e2e,
-              pytest.mark.skipif(bool(E2E_ENDPOINT), reason="kills the embedded local cloud's own runtime processes")]
+pytestmark = [pytest.mark.e2e, pytest.mark.embedded_cloud("kills the local runtime's own processes")]
 
 
 # The driver waits while the pipeline makes progress, and gives up after the stack's own timeouts of stillness

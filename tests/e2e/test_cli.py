@@ -16,7 +16,7 @@ from localcloud.emulator.process import free_port
 from localcloud.samples import write_sample
 from tests.e2e.conftest import FAST, start_emulator
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.embedded_cloud("drives `localcloud` against emulators of its own")]
 ROOT = Path(__file__).resolve().parents[2]
 
 

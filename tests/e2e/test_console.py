@@ -61,6 +61,7 @@ def incoming_keys(cloud: LocalCloud) -> set[str]:
     return {item["Key"] for item in listing.get("Contents", [])}
 
 
+@pytest.mark.embedded_cloud("the console our emulator serves")
 def test_an_upload_through_the_console_is_imported_and_its_job_contact_and_rejects_are_served(cloud):
     # Given a file with two contacts and one invalid row, uploaded as the console's page does
     text = b"Ann Lee, ann.console@example.com\nnot a row\nBob Ray, bob.console+bounce@example.com\n"
@@ -91,6 +92,7 @@ def test_an_upload_through_the_console_is_imported_and_its_job_contact_and_rejec
     assert set(call(cloud, "metrics")[1]["depths"]) >= {"contacts", "retries", "dead letters"}
 
 
+@pytest.mark.embedded_cloud("the console our emulator serves")
 def test_a_file_is_previewed_as_it_will_be_sent_and_uploaded_with_its_columns_said(cloud):
     # Given a file the reader is unsure of (no header; a second column that may be names)
     before = incoming_keys(cloud)
@@ -110,6 +112,7 @@ def test_a_file_is_previewed_as_it_will_be_sent_and_uploaded_with_its_columns_sa
     assert cloud.contact("ann.preview@example.com").name == "Ann Preview"
 
 
+@pytest.mark.embedded_cloud("the console our emulator serves")
 def test_a_file_that_is_not_csv_text_is_refused_and_nothing_is_uploaded(cloud):
     before = incoming_keys(cloud)
     png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200)
@@ -120,6 +123,7 @@ def test_a_file_that_is_not_csv_text_is_refused_and_nothing_is_uploaded(cloud):
     assert incoming_keys(cloud) == before
 
 
+@pytest.mark.embedded_cloud("the console our emulator serves")
 def test_a_file_over_the_console_limit_is_refused_before_it_is_read(cloud):
     before = incoming_keys(cloud)
     size = 200 * 1024 * 1024
@@ -138,6 +142,7 @@ def test_a_file_over_the_console_limit_is_refused_before_it_is_read(cloud):
     assert incoming_keys(cloud) == before
 
 
+@pytest.mark.embedded_cloud("the console our emulator serves")
 def test_redriving_letters_that_must_never_be_redriven_is_refused_and_changes_nothing(cloud):
     before = call(cloud, "dlq")[1]["total"]
     for reason in ("bounced", "unknown-outcome", "", "anything"):
@@ -146,6 +151,7 @@ def test_redriving_letters_that_must_never_be_redriven_is_refused_and_changes_no
     assert call(cloud, "dlq")[1]["total"] == before
 
 
+@pytest.mark.embedded_cloud("the console our emulator serves")
 def test_actions_without_the_console_header_are_refused(cloud):
     # A page of another origin cannot add the header without a CORS preflight the console never grants
     before = incoming_keys(cloud)
@@ -159,6 +165,7 @@ def test_actions_without_the_console_header_are_refused(cloud):
     assert "Access-Control-Allow-Origin" not in refused.value.headers
 
 
+@pytest.mark.embedded_cloud("the console our emulator serves")
 def test_bad_lookups_get_clear_answers(cloud):
     assert call(cloud, "contacts/not-an-address")[0] == 400
     status, answer = call(cloud, "contacts/nobody.ever@example.com")
@@ -182,6 +189,7 @@ def page() -> Iterator:
         browser.close()
 
 
+@pytest.mark.embedded_cloud("the console our emulator serves")
 def test_in_a_browser_a_dropped_file_settles_its_contact_is_found_and_the_dlq_opens(cloud, page, tmp_path):
     from playwright.sync_api import expect
 
@@ -227,7 +235,7 @@ def test_in_a_browser_a_dropped_file_settles_its_contact_is_found_and_the_dlq_op
 
 
 def test_for_an_endpoint_not_ours_the_cli_serves_the_console_on_a_port_of_its_own(cloud):
-    # (A LocalStack cannot run here: the console served by the CLI's process is driven against our emulator,
+    # (On a LocalStack-like endpoint, `make test-localstack` and `make test-ministack`; here, against our emulator
     # through the same endpoint a LocalStack would be reached at.)
     from localcloud.console.app import ConsoleApp, serve
     from localcloud.emulator.process import free_port
@@ -241,4 +249,4 @@ def test_for_an_endpoint_not_ours_the_cli_serves_the_console_on_a_port_of_its_ow
             assert b"local cloud console" in response.read()
     finally:
         server.shutdown()
-    assert served == {job["job_id"] for job in call(cloud, "jobs")[1]["jobs"]}
+    assert served == {job.job_id for job in cloud.jobs()}

@@ -13,7 +13,8 @@ from localcloud.cloud import LocalCloud
 from localcloud.config import CloudSettings
 from tests.e2e.conftest import FAST, start_emulator
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.embedded_cloud("a stack of its own on an emulator of its own, with a 2-second parse timeout")]
 ROWS = 400_000
 DISTINCT = 1_500
 INVALID_EVERY = 10_007

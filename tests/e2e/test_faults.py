@@ -11,10 +11,9 @@ from localcloud.cloud import LocalCloud
 from localcloud.config import CloudSettings
 from localcloud.emulator.process import injected_faults, set_faults
 from localcloud.samples import write_sample
-from tests.conftest import E2E_ENDPOINT
 from tests.e2e.conftest import FAST, start_emulator
 
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(bool(E2E_ENDPOINT), reason="the embedded emulator's faults")]
+pytestmark = [pytest.mark.e2e, pytest.mark.embedded_cloud("the emulator's faults, on an emulator of its own")]
 REFUSALS = "s3.*=refuse:0.2,sqs.*=refuse:0.2,dynamodb.*=refuse:0.2,seed=3"
 THROTTLE_RATE = 0.2
 

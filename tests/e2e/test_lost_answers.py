@@ -22,10 +22,9 @@ from localcloud.cloud import LocalCloud
 from localcloud.config import CloudSettings
 from localcloud.emulator.process import injected_faults, set_faults
 from localcloud.samples import write_sample
-from tests.conftest import E2E_ENDPOINT
 from tests.e2e.conftest import FAST, start_emulator
 
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(bool(E2E_ENDPOINT), reason="the embedded emulator's faults")]
+pytestmark = [pytest.mark.e2e, pytest.mark.embedded_cloud("the emulator's faults, on an emulator of its own")]
 RATES = {"dynamodb": 0.05, "sesv2": 0.05, "sqs": 0.1, "s3": 0.3, "secretsmanager": 0.3}
 SERVICES = set(RATES)
 LOST_ANSWERS = ",".join(f"{service}.*=lost-answer:{rate}" for service, rate in RATES.items()) + ",seed=11"

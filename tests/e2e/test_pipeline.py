@@ -47,7 +47,8 @@ def test_two_files_sharing_contacts_send_at_most_one_email_per_address(cloud, tm
     # And no address appears in clear in any log line of either function
     emails = {line.split(",")[1].strip().lower() for path in (first, second)
               for line in path.read_text().splitlines() if "@" in line}
-    cloud.runtime.logs.flush()
+    if cloud.runtime is not None:  # the local runtime ships its log lines in batches; another endpoint writes its own
+        cloud.runtime.logs.flush()
     lines = [e["message"] for f in ("ParseCsvFunction", "SendEmailFunction") for e in cloud.log_events(f)]
     assert len(lines) > 100
     assert not [line for line in lines if any(email in line for email in emails)]
@@ -105,6 +106,7 @@ def test_every_object_put_in_incoming_gets_a_job_and_none_outside_it(cloud):
     assert {job.key for job in cloud.jobs()} - before == set(jobs)
 
 
+@pytest.mark.embedded_cloud("invokes through the local runtime, with nothing else handling the upload")
 def test_invoke_runs_a_function_once_with_an_event_file(cloud):
     # The Docker-free twin of `sam local invoke ParseCsvFunction -e events/s3_put.json`
     cloud.client("s3").put_object(Bucket=cloud.bucket, Key="incoming/sample contacts.csv",
@@ -119,6 +121,7 @@ def test_invoke_runs_a_function_once_with_an_event_file(cloud):
     assert "START RequestId" not in invocation.log and '"service":"send_email"' in invocation.log
 
 
+@pytest.mark.embedded_cloud("hands the event to the emulator's own asynchronous invocation queue")
 def test_a_parse_that_keeps_failing_lands_in_the_on_failure_queue(cloud):
     # Given an S3 notification the function cannot handle (its bucket does not exist)
     spec = cloud.deployment.function("ParseCsvFunction")
@@ -209,8 +212,9 @@ def test_an_exhausted_contact_s_dead_letter_names_it_by_pseudonym_and_its_redriv
     assert cloud.redrive("blocked-exhausted")[f"attempt {attempts + 1} enqueued"] >= 1
     # Then the ledger (found through the pseudonym) gives the contact exactly one more attempt
     deadline = time.monotonic() + 60
-    while cloud.contact("zed.quinn+blockedforever@example.com").attempt == attempts and time.monotonic() < deadline:
-        time.sleep(0.5)
+    while time.monotonic() < deadline and ((entry := cloud.contact("zed.quinn+blockedforever@example.com")).attempt
+                                           == attempts or entry.state.value == "CLAIMED"):
+        time.sleep(0.5)  # until the new attempt is sent and settled (its send is on record by then)
     cloud.wait(cloud.upload([]), timeout=60)
     tried = [e.attempt for e in outbox_for(cloud, {job.job_id})]
     assert tried == list(range(1, attempts + 2))

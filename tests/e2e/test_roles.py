@@ -7,7 +7,8 @@ import pytest
 from localcloud.samples import write_sample
 from tests.e2e.roles import calls_outside_roles, touched_so_far
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.embedded_cloud("reads every call the functions made, as the local runtime saw them")]
 
 
 def test_every_call_parse_and_send_made_is_granted_by_their_roles(cloud, tmp_path):

@@ -10,7 +10,7 @@ from localcloud.deploy import Deployment, FunctionSpec
 from localcloud.runtime.runtime import CloudWatchLogWriter, FunctionPool
 from localcloud.samples import write_sample
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.embedded_cloud("tests the local Lambda runtime")]
 
 
 def pool_for(cloud, handler: str, timeout: int = 3) -> FunctionPool:

@@ -18,7 +18,8 @@ from localcloud.samples import write_sample
 from tests.e2e.conftest import FAST, start_emulator
 from tests.e2e.roles import calls_outside_roles
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.embedded_cloud("reads what the emulator's SES accepted (SES has no API to list it)")]
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 

@@ -8,7 +8,8 @@ they pass on survived, and is either a missing test or a change that alters noth
 mutmut names a mutant after its module's path from the project root. The Lambda code lives under functions/
 and is imported as `common.*` (functions/ is the template's CodeUri root), so the run happens in a staging
 folder, .mutation/, where functions/common is common/. Prints the score per module and every survivor not
-known to be equivalent; exits 1 when such a survivor exists or a module scores under the target.
+known to be equivalent; exits 1 when such a survivor exists, a module scores under the target, or an entry of
+equivalents.txt no longer survives (an edit renumbered its function).
 
     python tests/mutation/run.py [--modules common/domain/sending.py ...] [--max-children N]
 """
@@ -89,7 +90,7 @@ def main() -> int:
                              cwd=STAGING, capture_output=True, text=True, check=True).stdout
     statuses: dict[str, Counter[str]] = defaultdict(Counter)
     known = equivalents()
-    unexplained = []
+    unexplained, equivalent_now = [], set()
     for line in listing.splitlines():
         if match := _RESULT.match(line):
             mutant, status = match["mutant"], match["status"]
@@ -97,6 +98,7 @@ def main() -> int:
                 status = "survived"                # count as survivors: nothing leaves the score unseen
             if status == "survived" and mutant in known:
                 status = "equivalent"
+                equivalent_now.add(mutant)
             statuses[module_of(mutant)][status] += 1
             if status == "survived":
                 unexplained.append(mutant)
@@ -113,7 +115,11 @@ def main() -> int:
               f"{score:>6.1%}")
     for mutant in unexplained:
         print(f"survived: {mutant}  (see: cd .mutation && {args.mutmut} show {mutant})")
-    return 1 if failing or unexplained else 0
+    # An entry whose mutant is now killed, or gone, names another change since an edit renumbered the function.
+    stale = sorted(m for m in known if module_of(m) in args.modules and m not in equivalent_now)
+    for mutant in stale:
+        print(f"stale: {mutant} is listed in {EQUIVALENTS.name} but did not survive: review the entry")
+    return 1 if failing or unexplained or stale else 0
 
 
 if __name__ == "__main__":

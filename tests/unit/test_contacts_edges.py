@@ -3,10 +3,13 @@ told from hard samples, and what an invalid row carries into the rejects file.""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from common.domain.columns import Layout
 from common.domain.contacts import (
+    BROKEN_RECORD_REASON,
     MAX_FIELD_LENGTH,
     MAX_NAME_LENGTH,
     OVERLONG_REASON,
@@ -216,3 +219,124 @@ def test_only_a_line_that_is_exactly_sep_and_one_character_names_the_delimiter()
     assert read("Xsep=:\nAnn, ann@example.com\n") == [
         InvalidRow(1, "too few columns (1, expected at least 2)", ("Xsep=:",)),
         Contact(email="ann@example.com", name="Ann", row=2)]
+
+
+# -- records broken by a quote, and records that span lines --------------------------------------------
+def good(n: int, first: int = 0) -> str:
+    return "".join(f"Person {i}, p{i}@example.com\n" for i in range(first, first + n))
+
+
+def test_a_stray_quote_before_a_line_that_is_no_row_costs_both_as_one_record_as_written():
+    # Given a stray quote, then a line that reads alone but is no row, then rows
+    rows = read('"Carl, Jr, carl@example.com\na note\n' + good(3))
+    # Then the two are one broken record, at the first line, with their text as written; the rows are read
+    assert rows[0] == InvalidRow(1, BROKEN_RECORD_REASON, (), '"Carl, Jr, carl@example.com\na note\n')
+    assert [r.row for r in rows[1:]] == [3, 4, 5] and all(isinstance(r, Contact) for r in rows[1:])
+
+
+def test_two_stray_quotes_near_each_other_cost_their_own_rows_only():
+    rows = read(good(2) + '"Carl, carl@example.com\n' + good(2, 2) + '"Dee, dee@example.com\n' + good(3, 4))
+    broken = [r.row for r in rows if isinstance(r, InvalidRow)]
+    assert broken == [3, 6] and sum(isinstance(r, Contact) for r in rows) == 7
+
+
+@pytest.mark.parametrize(("notes", "found"), [(19, True), (20, False)])
+def test_a_broken_record_ends_at_a_row_only_within_the_lines_it_looks_ahead(notes, found):
+    # Given a stray quote, then some lines that are no rows, then a row, then a quote that closes the field
+    rows = read('"Carl, carl@example.com\n' + "a note\n" * notes + 'Ann, ann@example.com\nclosing" note\n')
+    # Then within 20 lines of it the row is found and read; further, the record stands whole, judged as it is
+    if found:
+        assert rows[0].reason == BROKEN_RECORD_REASON and rows[0].raw.count("\n") == 1 + notes
+        assert [r.email for r in rows if isinstance(r, Contact)] == ["ann@example.com"]
+    else:
+        assert [(r.row, r.reason[:15]) for r in rows] == [(1, "too few columns")]
+
+
+def test_a_row_after_a_stray_quote_is_found_as_the_reader_reads_rows_quotes_and_all():
+    # (a quoted address after a space, and text after a closing quote, read as the lenient reader reads them)
+    rows = read('"Carl, carl@example.com\n"Ann" Lee, "ann@example.com"\n' + good(2))
+    assert rows[0] == InvalidRow(1, BROKEN_RECORD_REASON, (), '"Carl, carl@example.com\n')
+    assert rows[1] == Contact(email="ann@example.com", name="Ann Lee", row=2)
+
+
+def test_a_line_that_leaves_a_quote_open_is_no_row_to_end_a_broken_record_at():
+    # Given a stray quote, then a row whose own quote is left open, then a row
+    rows = read('"Carl, Jr, carl@example.com\nAnn, "ann@example.com\nBob, bob@example.com\n')
+    # Then the first two are one record, judged as one (the second's quote closed the first's), and Bob is read
+    assert (rows[0].row, rows[0].reason) == (1, "too few columns (1, expected at least 2)")
+    assert rows[1:] == [Contact(email="bob@example.com", name="Bob", row=3)]
+
+
+def test_a_quote_that_never_closes_over_the_field_limit_with_no_row_in_sight_costs_its_first_line_only():
+    # Given a stray quote, then 30 long lines that are no rows (over the csv module's field limit), then rows
+    filler = ("x" * 5_000 + "\n") * 30
+    rows = read('"Carl, carl@example.com\n' + filler + good(2))
+    # Then its first line is the broken record, each long line is a row of its own, and the rows are read
+    assert rows[0] == InvalidRow(1, BROKEN_RECORD_REASON, (), '"Carl, carl@example.com\n')
+    assert len(rows) == 1 + 30 + 2 and [r.row for r in rows[-2:]] == [32, 33]
+    assert all(isinstance(r, Contact) for r in rows[-2:])
+
+
+def test_a_stray_quote_on_the_last_lines_gives_back_the_line_after_it_to_be_read_on_its_own():
+    # Given a file that ends with a stray quote and one line over the field limit
+    rows = read('"Carl, carl@example.com\n' + "y" * 140_000 + "\n")
+    # Then both lines are accounted for, each as its own broken record, with its own text
+    assert [(r.row, r.reason, len(r.raw)) for r in rows] == [
+        (1, BROKEN_RECORD_REASON, 24), (2, BROKEN_RECORD_REASON, 140_001)]
+
+
+def test_a_record_whose_quoted_field_holds_a_line_break_but_no_valid_address_is_judged_whole():
+    rows = read('Ann, "not an\naddress"\n' + good(3))
+    assert rows[0] == InvalidRow(1, rows[0].reason, ("Ann", "not an\naddress"))
+    assert rows[0].reason.startswith("invalid email") and [r.row for r in rows[1:]] == [3, 4, 5]
+
+
+def test_a_stray_quote_in_the_first_lines_does_not_hide_the_column_of_addresses():
+    rows = read('Zoë Café, not-an-address\n"Carl, Jr, carl@example.com\n' + good(5))
+    assert rows[0].row == 1 and rows[0].reason.startswith("invalid email")
+    assert rows[1].reason == BROKEN_RECORD_REASON and sum(isinstance(r, Contact) for r in rows) == 5
+
+
+def test_names_that_span_lines_in_a_file_without_a_header_are_read_as_one_row():
+    # Every line leaves a quote open, so the columns are told from the records as they span lines
+    rows = read('"Ann\nLee", ann@example.com\n"Bob\nStone", bob@example.com\n')
+    assert rows == [Contact(email="ann@example.com", name="Ann Lee", row=1),
+                    Contact(email="bob@example.com", name="Bob Stone", row=3)]
+
+
+def test_columns_are_told_from_records_that_span_lines_even_where_they_are_not_the_seed_s():
+    # Given a file without a header whose addresses come first and whose every line leaves a quote open
+    reader = ContactReader('ann@example.com,"Ann\nLee"\nbob@example.com,"Bob\nStone"\n'.splitlines(keepends=True))
+    # Then nothing is read and the file is held, shown with its records read whole
+    assert list(reader) == [] and reader.unsure is not None
+    assert reader.unsure.first_rows == (("ann@example.com", "Ann\nLee"), ("bob@example.com", "Bob\nStone"))
+
+
+# -- addresses as people write them -------------------------------------------------------------------
+def test_several_addresses_in_a_cell_send_to_the_first_and_count_the_others():
+    assert read("ann@example.com ::: ann.work@example.com ::: \nbob@example.com\n") == [
+        Contact(email="ann@example.com", name="", row=1, other_addresses=1),
+        Contact(email="bob@example.com", name="", row=2)]
+
+
+def test_an_address_with_its_name_gives_the_name_only_where_no_column_is_named_a_name():
+    assert read('Name,Email\nAnn Lee,"Annie <ann@example.com>"\n')[0] == Contact("ann@example.com", "Ann Lee", 2)
+    assert read('"Annie Lee" <ann@example.com>\n') == [Contact("ann@example.com", "Annie Lee", 1)]
+
+
+def test_a_row_whose_address_columns_are_all_empty_is_missing_its_address_however_short_it_is():
+    header = "Name,E-mail Address,E-mail 2 Address,E-mail 3 Address\n"
+    rows = read(header + "Ann,,,\nBob,\nCy,,cy@example.com\n")
+    assert [(r.row, getattr(r, "reason", "")) for r in rows] == [(2, "missing email"), (3, "missing email"), (4, "")]
+    assert rows[2] == Contact(email="cy@example.com", name="Cy", row=4)
+
+
+def test_a_line_that_is_not_text_in_the_file_s_encoding_is_one_invalid_row_with_its_text():
+    from common.domain.encodings import EncodingDecision, LineDecoder
+    from common.domain.lines import PositionedLines
+
+    data = "Name,Email\nZoë,zoe@example.com\n".encode() + b"Jos\xe9,jose@example.com\n"
+    lines = PositionedLines(io.BytesIO(data), decoder=LineDecoder(EncodingDecision("utf-8", "", text_seen=True)))
+    rows = list(ContactReader(lines))
+    assert rows[1] == InvalidRow(3, "not UTF-8 text (byte 0xE9 at position 4); the rest of the file is UTF-8", (),
+                                 "Jos\ufffd,jose@example.com")

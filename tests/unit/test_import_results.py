@@ -165,3 +165,64 @@ def test_a_checkpoint_written_before_encodings_were_recorded_goes_on_in_utf8(wor
     assert (result.failure_reason, result.tally.invalid) == ("", 1)
     assert result.tally.invalid_reasons == {
         "not UTF-8 text (byte 0xEB at position 3); the rest of the file is UTF-8": 1}
+    assert world.jobs.get(upload.job_id).read_as.startswith(
+        "UTF-8 (as every file was read before encodings were told)")
+
+
+@pytest.mark.parametrize(("key", "says"), [
+    ("incoming/v1.2/contacts.tar.gz", "'gz' files are not read"),
+    ("incoming/v1.2/contacts", "files without a .csv, .txt or .tsv ending are not read"),
+])
+def test_an_object_that_is_not_read_fails_its_job_saying_exactly_why(world, key, says):
+    result = world.importer.import_upload(world.upload(key, b"Ann, ann@example.com\n"))
+    assert result.failure_reason == (f"{says}: only .csv, .txt and .tsv files are (a spreadsheet: save it as CSV "
+                                     "UTF-8 and upload that)")
+    assert (result.tally, world.jobs.get(result.job_id).read_as) == (ParseTally(), "")
+
+
+def test_a_file_held_for_its_columns_answers_with_why_and_is_no_failure(world):
+    from common.domain.columns import Unsure
+
+    result = world.importer.import_upload(world.upload("incoming/held.csv", "ann@example.com,Ann\n"))
+    job = world.jobs.get(result.job_id)
+    assert isinstance(result.unsure, Unsure) and result.unsure == job.needs_mapping
+    assert (result.failure_reason, job.failure_reason, result.tally) == ("", "", ParseTally())
+    assert (job.read_as, result.archived_key) == ("UTF-8 (ASCII so far)", "failed/held.csv")
+
+
+def test_addresses_not_emailed_from_a_cell_of_several_are_noted_in_the_job(world):
+    from common.domain.parsing import SEVERAL_ADDRESSES_NOTE
+
+    result = world.importer.import_upload(world.upload("incoming/g.csv", "Name,Email\nAnn,a@example.com ::: "
+                                                                         "b@example.com ::: c@example.com\n"))
+    assert world.jobs.get(result.job_id).notes == {SEVERAL_ADDRESSES_NOTE: 2}
+    assert result.tally.notes == {SEVERAL_ADDRESSES_NOTE: 2}
+
+
+def test_how_a_file_was_read_without_a_reason_is_its_encoding_alone():
+    assert read_as(EncodingDecision("utf-8", ""), None) == "UTF-8"
+
+
+def test_later_segments_keep_what_the_first_learned_of_the_encoding(world):
+    # Given a UTF-8 file with accented names in its first segment and a Windows-1252 byte in a later one
+    rows = "".join(f"Zoë {i}, z{i}@example.com\n" for i in range(4_000)).encode()
+    data = rows + "Jos\xe9, jose@example.com\n".encode("latin-1") + b"Bob, bob@example.com\n"
+    assert len(rows) > 64 * 1024  # past what the first segment tells the encoding from
+    world.importer.import_upload(world.upload("incoming/u.csv", data), should_stop=lambda: True)
+    results = world.run_continuations(should_stop=lambda: True)
+    # Then the bad line is rejected where it is (not read as Windows-1252), and the job says UTF-8
+    job = world.jobs.get(results[-1].job_id)
+    assert (job.rows, job.invalid, job.enqueued) == (4_002, 1, 4_001)
+    assert job.invalid_reasons == {"not UTF-8 text (byte 0xE9 at position 4); the rest of the file is UTF-8": 1}
+    assert job.read_as.startswith("UTF-8 (its bytes are UTF-8)")
+
+
+def test_a_later_segment_that_turns_out_single_byte_says_at_which_line_of_the_file(world):
+    rows = "".join(f"N{i}, n{i}@example.com\n" for i in range(4_000)).encode()
+    data = rows + "José, jose@example.com\n".encode("cp1252")
+    assert len(rows) > 64 * 1024
+    world.importer.import_upload(world.upload("incoming/s.csv", data), should_stop=lambda: True)
+    results = world.run_continuations(should_stop=lambda: True)
+    job = world.jobs.get(results[-1].job_id)
+    assert job.read_as.startswith("Windows-1252 (ASCII up to line 4001, then not UTF-8")
+    assert [d.name for b in world.queue.batches for d in b.deliveries][-1] == "José"

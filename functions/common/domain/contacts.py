@@ -177,13 +177,11 @@ def sniff_delimiter(sample: list[str]) -> str:
     return best
 
 
-def _sample_records(sample: list[str], delimiter: str, lines: list[int] | None = None) -> list[list[str]]:
-    """The sample's non-blank records, read with this delimiter as one text (one that cannot be read is left out);
-    `lines`, if given, gets the line each starts on (1 for the sample's first)."""
-    reader = csv.reader(sample, delimiter=delimiter, skipinitialspace=True, strict=False)
+def _sample_records(sample: list[str], delimiter: str) -> list[list[str]]:
+    """The sample's non-blank records, read with this delimiter as one text (one that cannot be read is left out)."""
+    reader = csv.reader(sample, delimiter=delimiter, skipinitialspace=True)
     records: list[list[str]] = []
     while True:
-        start = reader.line_num + 1
         try:
             fields = next(reader)
         except StopIteration:
@@ -192,8 +190,6 @@ def _sample_records(sample: list[str], delimiter: str, lines: list[int] | None =
             continue
         if fields and any(field.strip() for field in fields):
             records.append(fields)
-            if lines is not None:
-                lines.append(start)
 
 
 def _layout_sample(sample: list[str], delimiter: str) -> tuple[list[int], list[list[str]]]:
@@ -207,8 +203,9 @@ def _layout_sample(sample: list[str], delimiter: str) -> tuple[list[int], list[l
         if fields and any(cell.strip() for cell in fields) and fields[0][:2] != "\x00\x1f":
             starts.append(number)
             records.append(fields)
-    if not records and any(line.strip() for line in sample):
-        records = [fields for fields in _sample_records(sample, delimiter, starts) if fields[0][:2] != "\x00\x1f"]
+    if not records and any(line.strip() for line in sample):  # every line leaves a quote open: records span lines
+        records = [fields for fields in _sample_records(sample, delimiter) if fields[0][:2] != "\x00\x1f"]
+        starts = []  # (which line each starts on is not told: a header after a preamble is said as record N)
     return starts, records
 
 
@@ -228,7 +225,7 @@ class Address:
 def read_address(cell: str) -> Address:
     """The address a cell holds, as people write them: plain, `mailto:`, `"Ann Lee" <ann@example.com>`, or
     several joined with ` ::: ` (the first is used). Raises InvalidEmail."""
-    parts = _SEVERAL_ADDRESSES.split(cell.strip()) if ":::" in cell else [cell]
+    parts = _SEVERAL_ADDRESSES.split(cell.strip())
     first, name = parts[0], ""
     if "<" in first and (match := _DISPLAY_NAME.match(first)):
         name, first = clean_name(match.group(1)), match.group(2)
@@ -293,7 +290,7 @@ class _Records:
         self.reader = self._new_reader()
 
     def _new_reader(self) -> Iterator[list[str]]:
-        return csv.reader(self._feed(), delimiter=self._delimiter, skipinitialspace=True, strict=False)
+        return csv.reader(self._feed(), delimiter=self._delimiter, skipinitialspace=True)
 
     def read_on(self) -> bool:
         """After the end of the lines: a reader for the lines given back at the very end, if any."""
@@ -316,22 +313,22 @@ class _Records:
             append(line)
             yield line
 
-    def own_lines(self, fields: list[str] | None) -> tuple[list[str], bool]:
-        """The lines that are the record just read, and whether it is broken (the lines after a stray quote are
-        given back, to be read again); empties `taken`."""
+    def own_lines(self, fields: list[str] | None) -> tuple[list[str], list[str] | None]:
+        """The lines that are the record just read, and its fields, None if it is broken (the lines after a stray
+        quote are given back, to be read again); empties `taken`."""
         lines = list(self.taken)
         self.taken.clear()
-        if fields is not None and (len(lines) == 1 or self._is_row(fields)):
-            return lines, False  # a row, its quoted fields holding line breaks or not
+        # A line of it that is a row on its own: the quote before it was a stray one (a record whose quoted field
+        # runs on holds no row of its own: Outlook's notes, say).
         for index in range(1, min(len(lines), LOOKAHEAD_LINES + 1)):
             alone = _one_line(lines[index], self._delimiter)
             if alone is not None and self._is_row(alone):
                 self._pending.extendleft(reversed(lines[index:]))
-                return lines[:index], True
+                return lines[:index], None
         if fields is None:  # never closed, and no row in sight: the first line alone is broken
             self._pending.extendleft(reversed(lines[1:]))
-            return lines[:1], True
-        return lines, False
+            return lines[:1], None
+        return lines, fields  # one record over several lines: judged whole
 
 
 def _one_line(text: str, delimiter: str) -> list[str] | None:
@@ -339,7 +336,7 @@ def _one_line(text: str, delimiter: str) -> list[str] | None:
     if text.count('"') % 2:
         return None
     try:
-        return next(csv.reader([text], delimiter=delimiter, skipinitialspace=True, strict=False), None)
+        return next(csv.reader([text], delimiter=delimiter, skipinitialspace=True), None)
     except csv.Error:
         return None
 
@@ -412,11 +409,12 @@ class ContactReader:
                 line += 1
                 taken.clear()
             else:
-                own, broken = records.own_lines(fields)
+                own, record = records.own_lines(fields)
                 line += len(own)
-                if broken or fields is None:
+                if record is None:
                     yield InvalidRow(row, BROKEN_RECORD_REASON, (), "".join(own))
                     continue
+                fields = record
             if len(fields) <= 1 and (odd := self._one_field(row, fields)) is not None:
                 if isinstance(odd, InvalidRow):  # a line that stands for one too long, or not text
                     yield odd

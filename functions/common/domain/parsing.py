@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import BinaryIO
 
 from common.domain.columns import ColumnMapping, Layout, Unsure
@@ -32,10 +33,10 @@ SEVERAL_ADDRESSES_NOTE = "a cell held more than one address: the first was email
 
 def unreadable_kind(key: str) -> str:
     """Why an object is not read as contacts ('' when it is)."""
-    name = key.rsplit("/", 1)[-1]
-    if name.lower().endswith(READABLE_SUFFIXES):
+    suffix = PurePosixPath(key).suffix
+    if suffix.lower() in READABLE_SUFFIXES:
         return ""
-    kind = f"'{name.rsplit('.', 1)[-1]}' files" if "." in name else "files without a .csv, .txt or .tsv ending"
+    kind = f"'{suffix[1:]}' files" if suffix else "files without a .csv, .txt or .tsv ending"
     return (f"{kind} are not read: only .csv, .txt and .tsv files are (a spreadsheet: save it as CSV UTF-8 and "
             "upload that)")
 
@@ -82,7 +83,7 @@ def _decision(checkpoint: Checkpoint) -> EncodingDecision | None:
         return EncodingDecision(checkpoint.encoding, checkpoint.encoding_why or checkpoint.encoding,
                                 text_seen=checkpoint.text_seen)
     if checkpoint.offset:
-        return EncodingDecision(UTF8, "UTF-8, as every file was read before encodings were told", text_seen=True)
+        return EncodingDecision(UTF8, "as every file was read before encodings were told", text_seen=True)
     return None
 
 
