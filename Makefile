@@ -155,7 +155,7 @@ env-localstack: $(DEV_STAMP) ## env.localstack.json for `sam local invoke --env-
 	$(LOCALCLOUD) --endpoint $(or $(LOCALSTACK),http://localhost:4566) env-vars > env.localstack.json
 	@echo "wrote env.localstack.json"
 
-stop: $(DEV_STAMP) ## stop the background emulator
+stop: $(DEV_STAMP) ## stop the emulator at the endpoint (127.0.0.1:4566, or AWS_ENDPOINT_URL)
 	$(LOCALCLOUD) stop
 
 clean: ## stop the emulator, remove the venv and build output

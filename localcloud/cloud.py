@@ -88,6 +88,7 @@ class LocalCloud:
         self.answerer_version = ""
         self.deployment: Deployment | None = None
         self.runtime: Any = None  # a LambdaRuntime; imported only by the commands that run functions
+        self.started_emulator = False  # `start` found nothing answering and started our emulator
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, with_runtime: bool = True, on_invocation: Callable[[Any], None] | None = None) -> LocalCloud:
@@ -99,6 +100,7 @@ class LocalCloud:
             if self.answerer is Answerer.NOTHING:
                 start_background_emulator(self.settings.endpoint, self.settings.state_dir)
                 self.answerer = Answerer.LOCALCLOUD
+                self.started_emulator = True
             if self.answerer is Answerer.PLAIN_MOTO:
                 raise EmulatorError(f"{self.settings.endpoint} is {PLAIN_MOTO_REFUSAL}")
             if self.answerer is Answerer.LOCALCLOUD:
@@ -263,9 +265,12 @@ class LocalCloud:
         return jobs
 
     def wait(self, uploaded: list[Uploaded], timeout: float = 600,
-             on_progress: Callable[[list[Job]], None] | None = None) -> list[Job]:
-        """Until every uploaded file's job has settled and the runtime has nothing left to do."""
-        deadline = time.monotonic() + timeout
+             on_progress: Callable[[list[Job]], None] | None = None, patience: float | None = None) -> list[Job]:
+        """Until every uploaded file's job has settled and the runtime has nothing left to do: `timeout` seconds
+        in all, and, with `patience`, no longer than that without any job moving (a busy machine is slow, a
+        stuck pipeline is still)."""
+        started = last_move = time.monotonic()
+        last: tuple | None = None
         while True:
             jobs = self.jobs(uploaded)
             if on_progress:
@@ -275,8 +280,13 @@ class LocalCloud:
                 if self.runtime is not None:
                     self.runtime.logs.flush()
                 return jobs
-            if time.monotonic() > deadline:
-                raise RunTimeout(f"not settled after {timeout:.0f} s: "
+            now = time.monotonic()
+            if (state := tuple((j.status, j.rows, j.settled) for j in jobs)) != last:
+                last, last_move = state, now
+            still = patience is not None and now - last_move > patience
+            if now - started > timeout or still:
+                raise RunTimeout(f"not settled after {now - started:.0f} s"
+                                 + (f", nothing moved for {now - last_move:.0f} s: " if still else ": ")
                                  + ", ".join(f"{j.key} {j.status} {j.settled}/{j.rows}" for j in jobs))
             time.sleep(0.2)
 

@@ -35,9 +35,9 @@ def browser_missing() -> str | None:
             "(.ci/run installs Debian's chromium; locally: apt-get install chromium)")
 
 
-def launch_chromium(playwright: Any) -> Any:
+def launch_chromium(playwright: Any, args: list[str] | None = None) -> Any:
     own = playwright.chromium.executable_path
     executable = None if own and Path(own).exists() else _system_browser()
     # Chromium's sandbox cannot start as root (CI containers); the console is local and trusted.
-    arguments = ["--no-sandbox"] if os.geteuid() == 0 else []
+    arguments = (["--no-sandbox"] if os.geteuid() == 0 else []) + list(args or [])
     return playwright.chromium.launch(executable_path=executable, headless=True, args=arguments)

@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("plan", nargs="?", help="set this plan first (see `up --faults`)")
     faults.add_argument("--clear", action="store_true", help="inject nothing from now on")
     faults.add_argument("--json", action="store_true")
-    command("stop", commands.cmd_stop, "stop the background emulator")
+    command("stop", commands.cmd_stop, "stop the emulator this checkout started at the endpoint, and no other")
     docker_host = command("docker-host", commands.cmd_docker_host,
                           "a Docker endpoint on which every container uses the host's network, for `sam local "
                           "invoke` (until Ctrl-C)")

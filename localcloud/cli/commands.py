@@ -94,12 +94,19 @@ def cmd_up(cloud: LocalCloud, args: argparse.Namespace) -> int:
                   "aside.")
         return 0
     out.print(f"Console: [b]{console_url(cloud)}[/]")
-    out.print("Functions are running. Ctrl-C to stop (the emulator keeps its data until `localcloud stop`).")
+    started = cloud.started_emulator
+    out.print("Functions are running. Ctrl-C to stop them" + (
+        " and the emulator this command started." if started else
+        f" (the emulator at {endpoint} was running before, and keeps running)."))
     try:
         while True:
             time.sleep(1)
     except KeyboardInterrupt:
-        out.print("stopping the runtime...")
+        err.print("stopping the functions" + (" and the emulator..." if started else "..."))
+    finally:
+        cloud.close()
+        if started:  # its data goes with it: a short wait, then SIGKILL (within 5 s of Ctrl-C in all)
+            stop_background_emulator(cloud.settings.state_dir, endpoint, timeout=1.5)
     return 0
 
 
@@ -532,8 +539,9 @@ def cmd_faults(cloud: LocalCloud, args: argparse.Namespace) -> int:
 
 
 def cmd_stop(cloud: LocalCloud, args: argparse.Namespace) -> int:
-    stopped = stop_background_emulator(cloud.settings.state_dir)
-    out.print("stopped the background emulator" if stopped else "no background emulator was running")
+    endpoint = cloud.settings.endpoint
+    stopped = stop_background_emulator(cloud.settings.state_dir, endpoint)
+    out.print(f"stopped the emulator at {endpoint}" if stopped else f"no emulator of ours was running at {endpoint}")
     return 0
 
 

@@ -25,6 +25,7 @@ from common.domain.redrive import REDRIVABLE
 from localcloud.cloud import LEVELS, UPLOAD_PREFIX, LocalCloud, NotImported, log_line_matches
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # larger files: `aws s3 cp`, which streams them
+FORBIDDEN_IN_NAMES = set('"/\\')  # (an apostrophe stays: "Bob's contacts.csv" is a real name, and harmless)
 LETTERS_SHOWN = 50  # with their contact's address looked up in the ledger, one query each
 LOG_WINDOW_SECONDS = 15 * 60
 LOG_LINES = 200
@@ -157,9 +158,14 @@ class ConsoleApi:
 
     @staticmethod
     def _name(filename: str) -> str:
-        name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
+        """The file's own name, refused when it could be more (a path, a header's end, a quoted string's end)."""
+        name = filename.strip(" ")
         if not name:
             raise ConsoleError("the upload has no file name")
+        if any(ord(char) < 32 or ord(char) == 127 for char in name) or set(name) & FORBIDDEN_IN_NAMES \
+                or name in (".", ".."):
+            raise ConsoleError(f"the file name {name!r} may not hold control characters, double quotes or path "
+                               "separators: rename the file")
         return name
 
     def upload(self, filename: str, body: bytes, mapping: ColumnMapping | None = None) -> dict[str, Any]:

@@ -13,12 +13,14 @@
                                             column is which, as the object's metadata)
     POST /_localcloud/dlq/redrive           {"reason": "blocked-exhausted"}
 
-It answers only the loopback interface, and an action only with the header `X-Localcloud-Console`, which a
-page of another origin cannot send without a CORS preflight this app never grants.
+It answers only the loopback interface, never a page of another site or a Host that is not this machine
+(emulator/guard.py, in front of it), and an action only with the header `X-Localcloud-Console`, which a page of
+another origin cannot send without a CORS preflight. Every malformed request gets a 4xx and its reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -29,8 +31,9 @@ from typing import Any
 
 from common.domain.columns import ColumnMapping
 from localcloud.cloud import LocalCloud, NotReady
-from localcloud.config import CloudSettings
+from localcloud.config import CloudSettings, project_root
 from localcloud.console.api import MAX_UPLOAD_BYTES, ConsoleApi, ConsoleError
+from localcloud.emulator.guard import AccessPolicy, RequestGuard
 
 PREFIX = "/_localcloud/"
 ACTION_HEADER = "HTTP_X_LOCALCLOUD_CONSOLE"
@@ -38,6 +41,7 @@ STATIC = {"": ("index.html", "text/html; charset=utf-8"), "console.js": ("consol
           "console.css": ("console.css", "text/css")}
 LOOPBACK = ("127.", "::1", "::ffff:127.")
 RECONNECT_SECONDS = 15.0
+MAX_ACTION_BYTES = 64 * 1024  # a redrive's JSON
 
 StartResponse = Callable[..., Any]
 
@@ -83,7 +87,7 @@ class ConsoleApp:
             query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
             if path == "rejects":
                 name, body = self.api().rejects(query.get("job", [""])[0])
-                filename = name.replace('"', "")
+                filename = "".join(char for char in name if char.isprintable() and char not in '"\\')
                 start_response("200 OK", [("Content-Type", "text/csv; charset=utf-8"),
                                           ("Content-Disposition", f'attachment; filename="{filename}"'),
                                           ("Content-Length", str(len(body)))])
@@ -117,36 +121,61 @@ class ConsoleApp:
         raise ConsoleError(f"nothing at {PREFIX}{path}", status=404)
 
     def _act(self, path: str, environ: dict[str, Any]) -> Any:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
         if path in ("upload", "preview"):
             query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
             name = query.get("name", [""])[0]
             said = ColumnMapping(query.get("email_column", [""])[0].strip(), query.get("name_columns", [""])[0].strip())
             mapping = said if said.email_column or said.name_columns else None
-            if length > MAX_UPLOAD_BYTES:  # refused without holding it
-                _discard_body(environ)
-                raise ConsoleError(f"{name} is {length / 2**20:.0f} MB; the console takes files up to "
-                                   f"{MAX_UPLOAD_BYTES // 2**20} MB (upload larger ones with aws s3 cp)", status=413)
-            body = environ["wsgi.input"].read(length)
+            body = request_body(environ, MAX_UPLOAD_BYTES, f"{name} is too large: the console takes files up to "
+                                f"{MAX_UPLOAD_BYTES // 2**20} MB (upload larger ones with aws s3 cp)")
             return (self.api().upload if path == "upload" else self.api().preview)(name, body, mapping)
         if path == "dlq/redrive":
             try:
-                reason = json.loads(environ["wsgi.input"].read(length) or b"{}").get("reason", "")
+                reason = json.loads(request_body(environ, MAX_ACTION_BYTES, "the body is too large") or b"{}").get(
+                    "reason", "")
             except (ValueError, AttributeError):
                 raise ConsoleError('the body must be JSON: {"reason": "..."}') from None
             return self.api().redrive(str(reason))
         raise ConsoleError(f"no action at {PREFIX}{path}", status=404)
 
 
-def _discard_body(environ: dict[str, Any]) -> None:
-    """Read what the client sent, so that it sees the answer instead of a reset connection."""
-    remaining = int(environ.get("CONTENT_LENGTH") or 0)
-    stream = environ.get("wsgi.input")
-    while stream is not None and remaining > 0:
-        chunk = stream.read(min(remaining, 1 << 20))
-        if not chunk:
-            return
-        remaining -= len(chunk)
+def request_body(environ: dict[str, Any], limit: int, too_large: str) -> bytes:
+    """The request's body, at most `limit` bytes however it is sent (a length, or chunks); a length that is not
+    a number of bytes is refused (400), a body over the limit too (413), without holding it."""
+    declared = str(environ.get("CONTENT_LENGTH") or "").strip()
+    stream = environ["wsgi.input"]
+    if declared and not (declared.isascii() and declared.isdigit()):  # "-1" must not read to the stream's end
+        raise ConsoleError(f"Content-Length must be a number of bytes, not {declared!r}")
+    if declared:
+        length = int(declared)
+        if length > limit:
+            _discard(stream, length)
+            raise ConsoleError(too_large, status=413)
+        return _read(stream, length)
+    if not environ.get("wsgi.input_terminated"):  # no length and no chunks: no body
+        return b""
+    body = _read(stream, limit + 1)  # chunked: read up to one byte past the limit
+    if len(body) > limit:  # (the server drains what else is there; chunks could go on forever)
+        raise ConsoleError(too_large, status=413)
+    return body
+
+
+def _read(stream: Any, most: int) -> bytes:
+    parts, remaining = [], most
+    try:
+        while remaining > 0 and (chunk := stream.read(min(remaining, 1 << 20))):
+            parts.append(chunk)
+            remaining -= len(chunk)
+    except (OSError, ValueError) as error:  # a malformed chunk
+        raise ConsoleError(f"the body could not be read: {error}") from None
+    return b"".join(parts)
+
+
+def _discard(stream: Any, length: int) -> None:
+    """Read what the client said it sends, so that it sees the answer instead of a reset connection."""
+    with contextlib.suppress(ConsoleError):
+        while length > 0 and (chunk := _read(stream, min(length, 1 << 20))):
+            length -= len(chunk)
 
 
 def _json(start_response: StartResponse, status: int, body: Any) -> list[bytes]:
@@ -163,6 +192,8 @@ def serve(app: ConsoleApp, port: int) -> Any:
     """The console on a port of its own, on 127.0.0.1 only (for an endpoint that is not ours)."""
     from werkzeug.serving import make_server
 
-    server = make_server("127.0.0.1", port, app, threaded=True)
+    # The same guard as the emulator's: no page of another site, no Host but this machine.
+    guarded = RequestGuard(app, AccessPolicy.load(project_root()))
+    server = make_server("127.0.0.1", port, guarded, threaded=True)
     threading.Thread(target=server.serve_forever, name="console", daemon=True).start()
     return server

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 from localcloud.emulator.faults import FAULTS_PATH
 from localcloud.emulator.server import HEALTH_PATH, SERVICE_NAME
+from localcloud.processes import process_alive
 
 
 class EmulatorError(RuntimeError):
@@ -162,21 +163,47 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else "no output"
 
 
+def _background_files(state_dir: Path, endpoint: str) -> tuple[Path, Path]:
+    """The pid file and log of the emulator started for this endpoint: one per port, so that two can run."""
+    port = urlparse(endpoint).port or 80
+    return state_dir / f"emulator-{port}.pid", state_dir / f"emulator-{port}.log"
+
+
 def start_background_emulator(endpoint: str, state_dir: Path) -> Emulator:
     """Started once for this and later commands; `localcloud stop` ends it."""
-    emulator = start_emulator(endpoint, state_dir / "emulator.log", detached=True)
-    (state_dir / "emulator.pid").write_text(str(emulator.process.pid) if emulator.process else "")
+    pid_file, log = _background_files(state_dir, endpoint)
+    emulator = start_emulator(endpoint, log, detached=True)
+    pid_file.write_text(str(emulator.process.pid) if emulator.process else "")
     return emulator
 
 
-def stop_background_emulator(state_dir: Path) -> bool:
-    pid_file = state_dir / "emulator.pid"
-    if not pid_file.exists():
+def stop_background_emulator(state_dir: Path, endpoint: str, timeout: float = 10) -> bool:
+    """Stops the emulator this checkout started at `endpoint`, and no other; False if none of ours runs there."""
+    pid_file, _ = _background_files(state_dir, endpoint)
+    try:
+        pid = int(pid_file.read_text())
+    except (OSError, ValueError):
+        return False
+    pid_file.unlink(missing_ok=True)
+    if not _is_our_emulator(pid, urlparse(endpoint).port or 80):
+        return False  # ended already, and its pid perhaps another process's now
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while process_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if process_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def _is_our_emulator(pid: int, port: int) -> bool:
+    """The process is our emulator on this port (from /proc where there is one; else its being alive)."""
+    if not process_alive(pid):
         return False
     try:
-        os.kill(int(pid_file.read_text()), signal.SIGTERM)
-        stopped = True
-    except (ValueError, ProcessLookupError):
-        stopped = False
-    pid_file.unlink(missing_ok=True)
-    return stopped
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:  # ended just now; or no /proc here (macOS), and its being alive is all there is
+        return not Path("/proc").is_dir()
+    except OSError:
+        return False
+    return b"localcloud.emulator.server" in arguments and str(port).encode() in arguments

@@ -5,6 +5,9 @@ Beside the AWS APIs it answers, under `/_localcloud/` (as LocalStack keeps its o
 - `GET /_localcloud/ses/messages`: the messages moto's SES accepted (SES has no API to list them);
 - `GET|PUT|DELETE /_localcloud/faults`: the faults injected in front of the AWS APIs (emulator/faults.py);
 - everything else under it: the web console (localcloud/console/), reading the stack through this endpoint.
+
+A request from a web page of another site, or with a Host that is not this machine, reaches none of it
+(emulator/guard.py).
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ from importlib.metadata import version
 from typing import Any
 
 from localcloud.emulator.faults import FAULTS_PATH, FaultInjector, FaultPlan, FaultPlanError
+from localcloud.emulator.guard import AccessPolicy, RequestGuard
 
 HEALTH_PATH = "/_localcloud/health"
 SES_MESSAGES_PATH = "/_localcloud/ses/messages"
 CONSOLE_PREFIX = "/_localcloud/"
 SERVICE_NAME = "welcome-pipeline localcloud"
+MAX_FAULT_PLAN_BYTES = 64 * 1024
 
 
 def _ses_messages() -> list[dict[str, Any]]:
@@ -38,7 +43,11 @@ def _ses_messages() -> list[dict[str, Any]]:
 def _faults_route(faults: FaultInjector, environ: dict[str, Any]) -> tuple[str, Any]:
     method = environ.get("REQUEST_METHOD", "GET")
     if method == "PUT":
-        spec = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)).decode(errors="replace")
+        declared = str(environ.get("CONTENT_LENGTH") or "0").strip()
+        if not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_FAULT_PLAN_BYTES:
+            return "400 Bad Request", {"error": f"a fault plan needs a Content-Length of at most "
+                                                f"{MAX_FAULT_PLAN_BYTES} bytes, not {declared!r}"}
+        spec = environ["wsgi.input"].read(int(declared)).decode(errors="replace")
         try:
             faults.set_plan(FaultPlan.parse(spec))
         except FaultPlanError as error:
@@ -105,7 +114,11 @@ def main(argv: list[str] | None = None) -> None:
         faults.set_plan(FaultPlan.parse(os.environ.get("LOCALCLOUD_FAULTS", "")))
     except FaultPlanError as error:
         sys.exit(f"LOCALCLOUD_FAULTS: {error}")
-    run_simple(args.host, args.port, with_local_routes(faults, console),
+    from localcloud.config import project_root
+
+    # In front of everything: no page of another site, no Host but this machine (emulator/guard.py).
+    guarded = RequestGuard(with_local_routes(faults, console), AccessPolicy.load(project_root()))
+    run_simple(args.host, args.port, guarded,
                threaded=True, use_reloader=False, request_handler=MotoRequestHandler)
 
 

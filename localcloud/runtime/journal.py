@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
-from localcloud.runtime.zygote import process_alive
+from localcloud.processes import process_alive
 
 _log = logging.getLogger("localcloud.runtime")
 

@@ -40,8 +40,9 @@ from botocore.exceptions import ClientError
 from localcloud.config import aws_client, local_environment
 from localcloud.deploy import Deployment, FunctionSpec, SqsSource
 from localcloud.emulator.patches.lambda_hosting import ASYNC_QUEUE_ATTRIBUTES
+from localcloud.processes import process_alive
 from localcloud.runtime.journal import RuntimeJournal, recover
-from localcloud.runtime.zygote import EXECUTION_ENV, TEMPLATE_PROCESS_NAME, process_alive, zygote_for
+from localcloud.runtime.zygote import EXECUTION_ENV, TEMPLATE_PROCESS_NAME, zygote_for
 
 _log = logging.getLogger("localcloud.runtime")
 
@@ -50,6 +51,7 @@ INIT_TIMEOUT_SECONDS = 60  # a cold start (importing the handler) is not part of
 # Lambda waits about 1 and then 2 minutes between asynchronous retries; locally seconds are enough.
 ASYNC_RETRY_DELAYS = (1.0, 2.0)
 POLL_WAIT_SECONDS = 1
+STOP_SECONDS = 3  # `localcloud up` ends within 5 s of Ctrl-C
 FORK_ATTEMPTS = 3  # a new template process is started before each further attempt
 
 
@@ -254,6 +256,8 @@ class FunctionPool:
         self._deployment = deployment
         self._logs = logs
         self._idle: list[ExecutionEnvironment] = []
+        self._busy: set[ExecutionEnvironment] = set()
+        self._closed = False
         self._lock = threading.Lock()
         self._on_invocation = on_invocation
         self.in_flight = 0
@@ -264,6 +268,8 @@ class FunctionPool:
     def invoke(self, event: Any) -> Invocation:
         """Run one invocation; the caller holds one of `slots`."""
         with self._lock:
+            if self._closed:
+                raise RuntimeError("the runtime is stopping")
             environment = self._idle.pop() if self._idle else None
             self.in_flight += 1
         try:
@@ -272,6 +278,12 @@ class FunctionPool:
                 environment = None
             if environment is None:
                 environment = ExecutionEnvironment(self.spec, self._deployment, self._journal)
+            with self._lock:
+                self._busy.add(environment)
+                closed = self._closed
+            if closed:  # closed while this one started: it must not outlive the runtime
+                environment.close()
+                raise RuntimeError("the runtime is stopping")
             started_ms = int(time.time() * 1000)
             invocation = environment.invoke(event, str(uuid.uuid4()))
             self._logs.write(self.spec, environment.log_stream, invocation, started_ms)
@@ -279,8 +291,9 @@ class FunctionPool:
                 self.invocations.append(replace(invocation, log="", aws_resources=[]))
                 self.aws_requests.update(invocation.aws_requests)
                 self.aws_resources.update(invocation.aws_resources)
-            if environment.alive and not invocation.timed_out:
-                with self._lock:
+            with self._lock:
+                self._busy.discard(environment)
+                if environment.alive and not invocation.timed_out and not self._closed:
                     self._idle.append(environment)
             if self._on_invocation:
                 self._on_invocation(invocation)
@@ -295,10 +308,14 @@ class FunctionPool:
             return [environment.pid for environment in self._idle]
 
     def close(self) -> None:
+        """Every environment ends now, busy ones too (their invocations fail, as when Lambda's are shut down:
+        the batch comes back to its queue)."""
         with self._lock:
-            for environment in self._idle:
-                environment.close()
+            self._closed = True
+            environments = [*self._idle, *self._busy]
             self._idle.clear()
+        for environment in environments:
+            environment.close()
 
 
 class _Poller(threading.Thread):
@@ -390,10 +407,10 @@ class _Poller(threading.Thread):
     def busy(self) -> bool:
         return self.pending > 0
 
-    def stop(self) -> None:
+    def stop(self, deadline: float | None = None) -> None:
         self.stopping.set()
-        self.join(timeout=5)
-        self.executor.shutdown(wait=True)
+        self.join(timeout=5 if deadline is None else max(0.0, deadline - time.monotonic()))
+        self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _lambda_sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
@@ -554,12 +571,16 @@ class LambdaRuntime:
         return not any(source.busy for source in self.sources)
 
     def stop(self) -> None:
+        """Within seconds: pollers stop taking messages, every environment ends (an invocation cut short is
+        retried from its queue, as on Lambda), and the pollers' threads are given what is left of
+        STOP_SECONDS together, not each its own."""
         for source in self.sources:
             source.stopping.set()
-        for source in self.sources:
-            source.stop()
         for pool in self.pools.values():
             pool.close()
+        deadline = time.monotonic() + STOP_SECONDS
+        for source in self.sources:
+            source.stop(deadline)
         self.logs.close()
         if self.journal is not None:
             self.journal.close()

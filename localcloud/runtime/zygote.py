@@ -93,21 +93,6 @@ def zygote_for(root: Path) -> Zygote:
         return zygote
 
 
-def process_alive(pid: int) -> bool:
-    """Running (a killed environment whose template died is a zombie until something reaps it: not alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True  # no /proc here: kill(pid, 0) is all there is
-
-
 def name_this_process(name: str) -> None:
     """Set what `ps` and /proc/PID/comm show (Linux; elsewhere nothing happens)."""
     with contextlib.suppress(OSError):

@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 
+from bench.chaos import settle_patience
 from localcloud.cloud import LocalCloud
 from localcloud.config import CloudSettings
 from tests.e2e.conftest import FAST, start_emulator
@@ -18,6 +19,7 @@ pytestmark = [pytest.mark.e2e,
 ROWS = 400_000
 DISTINCT = 1_500
 INVALID_EVERY = 10_007
+SETTLE_CAP_SECONDS = 2400  # bounds a busy machine's run; stillness is bounded by patience()
 
 
 @pytest.fixture
@@ -32,6 +34,15 @@ def short_parse_cloud(tmp_path, monkeypatch):
     emulator.stop()
 
 
+def patience(cloud: LocalCloud) -> float:
+    """How long nothing may move while the pipeline still works: a segment that timed out is handed out again
+    after the continuations queue's visibility timeout; the sends' own stillness as chaos counts it."""
+    continuations = cloud.client("sqs").get_queue_attributes(
+        QueueUrl=cloud.deployed.output("ParseContinuationsQueueUrl"), AttributeNames=["VisibilityTimeout"])
+    return max(int(continuations["Attributes"]["VisibilityTimeout"]) + 30, settle_patience(cloud))
+
+
+@pytest.mark.timeout(SETTLE_CAP_SECONDS + 120)
 def test_a_file_longer_than_one_invocation_is_read_in_segments_without_losing_or_repeating_a_row(
         short_parse_cloud, tmp_path):
     cloud = short_parse_cloud
@@ -41,11 +52,14 @@ def test_a_file_longer_than_one_invocation_is_read_in_segments_without_losing_or
         for i in range(1, ROWS + 1):
             handle.write("Bad Row,not-an-email\n" if i % INVALID_EVERY == 0
                          else f"Person {i},p{i % DISTINCT}@example.com\n")
-    # When it is uploaded to a parse function whose invocations last 2 s
-    [job] = cloud.wait(cloud.upload([path]), timeout=300)
+    # When it is uploaded to a parse function whose invocations last 2 s (waited for as long as it moves, and for
+    # the stack's own timeouts of stillness: on a busy machine a 2-s segment can run out of time before it hands
+    # over, and its continuation comes back after the queue's visibility timeout, as on Lambda)
+    [job] = cloud.wait(cloud.upload([path]), timeout=SETTLE_CAP_SECONDS, patience=patience(cloud))
     # Then several invocations read it, one after the other
     parses = cloud.runtime.pools["ParseCsvFunction"].invocations
-    assert len(parses) >= 2 and all(p.ok for p in parses)
+    # (a segment that ran out of time on a busy machine is no error: its continuation came back, as on Lambda)
+    assert len([p for p in parses if p.ok]) >= 2 and all(p.ok or p.timed_out for p in parses), parses
     # And every row is accounted for once, and the job succeeded
     assert (job.status.value, job.rows, job.invalid) == ("SUCCEEDED", ROWS, ROWS // INVALID_EVERY)
     assert job.rows == job.invalid + job.duplicate + job.sent + job.bounced + job.exhausted + job.unknown
@@ -58,4 +72,4 @@ def test_a_file_longer_than_one_invocation_is_read_in_segments_without_losing_or
     rejected = [int(record[0]) for record in list(csv.reader(io.StringIO(body)))[1:]]
     assert rejected == list(range(INVALID_EVERY, ROWS + 1, INVALID_EVERY))
     assert not cloud.client("s3").list_objects_v2(Bucket=cloud.bucket, Prefix="rejects/.parts/").get("Contents")
-    print(f"parse invocations: {len(parses)}")
+    print(f"parse invocations: {len(parses)}, {sum(p.timed_out for p in parses)} timed out")
