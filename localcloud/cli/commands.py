@@ -105,6 +105,9 @@ def cmd_up(cloud: LocalCloud, args: argparse.Namespace) -> int:
         err.print("stopping the functions" + (" and the emulator..." if started else "..."))
     finally:
         cloud.close()
+        from localcloud.runtime.zygote import end_templates  # (only `up` and `run` load the runtime)
+
+        end_templates()
         if started:  # its data goes with it: a short wait, then SIGKILL (within 5 s of Ctrl-C in all)
             stop_background_emulator(cloud.settings.state_dir, endpoint, timeout=1.5)
     return 0

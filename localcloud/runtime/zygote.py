@@ -93,6 +93,15 @@ def zygote_for(root: Path) -> Zygote:
         return zygote
 
 
+def end_templates() -> None:
+    """Every template process of this process, ended now (each would end a moment after this process does)."""
+    with _zygotes_lock:
+        zygotes = list(_zygotes.values())
+        _zygotes.clear()
+    for zygote in zygotes:
+        zygote.close()
+
+
 def name_this_process(name: str) -> None:
     """Set what `ps` and /proc/PID/comm show (Linux; elsewhere nothing happens)."""
     with contextlib.suppress(OSError):
