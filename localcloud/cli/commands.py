@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import faulthandler
 import json
+import os
 import re
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +29,7 @@ from localcloud.cloud import LocalCloud, RunTimeout, log_line_matches
 from localcloud.deploy.events import write_events
 from localcloud.emulator.process import Answerer, identify, injected_faults, set_faults, stop_background_emulator
 from localcloud.emulator.server import CONSOLE_PREFIX
+from localcloud.processes import descendants
 from localcloud.samples import write_sample
 
 COUNTER_COLUMNS = ("rows", "invalid", "duplicate", "sent", "bounced", "retried", "exhausted", "unknown")
@@ -63,6 +69,8 @@ def _print_invocation(invocation: Any) -> None:
     err.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {invocation.function} {invocation.request_id[:8]} "
               f"{invocation.duration_ms:8.1f} ms {state}")
 
+
+UP_STOP_SECONDS = 4.0  # `localcloud up` ends within 5 s of Ctrl-C or SIGTERM
 
 # -- commands ------------------------------------------------------------------------------
 def _inject_faults(cloud: LocalCloud, plan: str | None) -> None:
@@ -104,13 +112,30 @@ def cmd_up(cloud: LocalCloud, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         err.print("stopping the functions" + (" and the emulator..." if started else "..."))
     finally:
+        # Within 5 s of Ctrl-C, whatever a stopping thread waits for: past UP_STOP_SECONDS, every process this
+        # one started is killed (a killed runtime is recovered by the next one: runtime/journal.py).
+        watchdog = threading.Timer(UP_STOP_SECONDS, _end_now)
+        watchdog.daemon = True
+        watchdog.start()
         cloud.close()
         from localcloud.runtime.zygote import end_templates  # (only `up` and `run` load the runtime)
 
         end_templates()
-        if started:  # its data goes with it: a short wait, then SIGKILL (within 5 s of Ctrl-C in all)
-            stop_background_emulator(cloud.settings.state_dir, endpoint, timeout=1.5)
+        if started:  # its data goes with it: a short wait, then SIGKILL
+            stop_background_emulator(cloud.settings.state_dir, endpoint, timeout=1.0)
+        watchdog.cancel()
     return 0
+
+
+def _end_now() -> None:
+    """Stopping took too long: say where it was (every thread's stack), then end it all at once."""
+    print(f"localcloud: stopping took over {UP_STOP_SECONDS:.0f} s; ending every process it started. "
+          "Where each thread was:", file=sys.stderr, flush=True)
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    for pid in reversed(descendants(os.getpid())):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    os._exit(130)
 
 
 def console_url(cloud: LocalCloud) -> str:
