@@ -70,7 +70,7 @@ def _print_invocation(invocation: Any) -> None:
               f"{invocation.duration_ms:8.1f} ms {state}")
 
 
-UP_STOP_SECONDS = 4.0  # `localcloud up` ends within 5 s of Ctrl-C or SIGTERM
+UP_STOP_SECONDS = 3.0  # `localcloud up` ends within 5 s of Ctrl-C or SIGTERM, on a busy machine too
 
 # -- commands ------------------------------------------------------------------------------
 def _inject_faults(cloud: LocalCloud, plan: str | None) -> None:
@@ -117,13 +117,17 @@ def cmd_up(cloud: LocalCloud, args: argparse.Namespace) -> int:
         watchdog = threading.Timer(UP_STOP_SECONDS, _end_now)
         watchdog.daemon = True
         watchdog.start()
-        cloud.close()
-        from localcloud.runtime.zygote import end_templates  # (only `up` and `run` load the runtime)
+        try:
+            cloud.close()
+        finally:  # each step, even when the one before failed
+            from localcloud.runtime.zygote import end_templates  # (only `up` and `run` load the runtime)
 
-        end_templates()
-        if started:  # its data goes with it: a short wait, then SIGKILL
-            stop_background_emulator(cloud.settings.state_dir, endpoint, timeout=1.0)
-        watchdog.cancel()
+            try:
+                end_templates()
+            finally:
+                if started:  # its data goes with it: a short wait, then SIGKILL
+                    stop_background_emulator(cloud.settings.state_dir, endpoint, timeout=0.5)
+                watchdog.cancel()
     return 0
 
 

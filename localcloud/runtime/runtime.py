@@ -51,7 +51,7 @@ INIT_TIMEOUT_SECONDS = 60  # a cold start (importing the handler) is not part of
 # Lambda waits about 1 and then 2 minutes between asynchronous retries; locally seconds are enough.
 ASYNC_RETRY_DELAYS = (1.0, 2.0)
 POLL_WAIT_SECONDS = 1
-STOP_SECONDS = 3  # `localcloud up` ends within 5 s of Ctrl-C
+STOP_SECONDS = 2  # `localcloud up` ends within 5 s of Ctrl-C (its watchdog: 3 s)
 FORK_ATTEMPTS = 3  # a new template process is started before each further attempt
 
 
@@ -167,7 +167,8 @@ class ExecutionEnvironment:
         deadline = time.monotonic() + 5
         while self.alive and time.monotonic() < deadline:
             time.sleep(0.01)
-        self._connection.close()
+        with contextlib.suppress(OSError):  # closed already by the thread that saw it die
+            self._connection.close()
         if self._journal is not None:
             self._journal.process_ended(self._pid)
 
