@@ -58,18 +58,11 @@ $(MUTATION_STAMP): requirements-mutation.txt functions/requirements.txt
 MINISTACK_STAMP := .venv-ministack/.installed
 LOCALEMU_STAMP := .venv-localemu/.installed
 
-$(MINISTACK_STAMP): tests/peers/requirements-ministack.txt
+$(MINISTACK_STAMP) $(LOCALEMU_STAMP): .venv-%/.installed: tests/peers/requirements-%.txt
 	@test -n "$(PYTHON313)" || { echo "Python 3.13 is needed (python3.13 on PATH, or pyenv install 3.13)"; exit 1; }
-	rm -rf .venv-ministack && $(PYTHON313) -m venv .venv-ministack
-	.venv-ministack/bin/pip install -q --upgrade pip
-	.venv-ministack/bin/pip install -q -r tests/peers/requirements-ministack.txt
-	@touch $@
-
-$(LOCALEMU_STAMP): tests/peers/requirements-localemu.txt
-	@test -n "$(PYTHON313)" || { echo "Python 3.13 is needed (python3.13 on PATH, or pyenv install 3.13)"; exit 1; }
-	rm -rf .venv-localemu && $(PYTHON313) -m venv .venv-localemu
-	.venv-localemu/bin/pip install -q --upgrade pip
-	.venv-localemu/bin/pip install -q -r tests/peers/requirements-localemu.txt
+	rm -rf .venv-$* && $(PYTHON313) -m venv .venv-$*
+	.venv-$*/bin/pip install -q --upgrade pip
+	.venv-$*/bin/pip install -q -r $<
 	@touch $@
 
 venv: $(DEV_STAMP) ## create .venv (Python 3.13) with everything tests and the local cloud need

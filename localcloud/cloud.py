@@ -150,8 +150,7 @@ class LocalCloud:
     @property
     def answered_by(self) -> str:
         """Who answers at the endpoint, with its version where it says."""
-        version = getattr(self, "answerer_version", "")
-        return f"{self.answerer} {version}".strip() if self.answerer else "AWS"
+        return f"{self.answerer} {self.answerer_version}".strip() if self.answerer else "AWS"
 
     @property
     def hosts_functions(self) -> bool:

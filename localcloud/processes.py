@@ -6,6 +6,13 @@ import os
 from pathlib import Path
 
 
+def stat_fields(pid: int | str) -> list[str]:
+    """/proc/PID/stat's fields after the process's name (state first, then the parent's pid; the start time is
+    [19]). Raises OSError where there is no such process, or no /proc."""
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        return stat.read().rsplit(b")", 1)[1].decode().split()
+
+
 def process_alive(pid: int) -> bool:
     """Running (a killed process nobody reaped yet is a zombie: not alive)."""
     try:
@@ -15,8 +22,7 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+        return stat_fields(pid)[0] != "Z"
     except (OSError, IndexError):
         return True  # no /proc here: kill(pid, 0) is all there is
 
@@ -28,7 +34,7 @@ def descendants(pid: int) -> list[int]:
     for entry in proc.iterdir() if proc.is_dir() else ():
         if entry.name.isdigit():
             try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                parent = int(stat_fields(entry.name)[1])
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(parent, []).append(int(entry.name))

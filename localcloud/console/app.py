@@ -20,7 +20,6 @@ another origin cannot send without a CORS preflight. Every malformed request get
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
@@ -33,7 +32,7 @@ from common.domain.columns import ColumnMapping
 from localcloud.cloud import LocalCloud, NotReady
 from localcloud.config import CloudSettings, project_root
 from localcloud.console.api import MAX_UPLOAD_BYTES, ConsoleApi, ConsoleError
-from localcloud.emulator.guard import AccessPolicy, RequestGuard
+from localcloud.emulator.guard import AccessPolicy, MalformedRequest, RequestGuard, request_body
 
 PREFIX = "/_localcloud/"
 ACTION_HEADER = "HTTP_X_LOCALCLOUD_CONSOLE"
@@ -93,7 +92,7 @@ class ConsoleApp:
                                           ("Content-Length", str(len(body)))])
                 return [body]
             return _json(start_response, 200, self._read(path, query))
-        except ConsoleError as error:
+        except (ConsoleError, MalformedRequest) as error:
             return _json(start_response, error.status, {"error": str(error)})
         except NotReady as error:
             return _json(start_response, 503, {"error": str(error)})
@@ -137,45 +136,6 @@ class ConsoleApp:
                 raise ConsoleError('the body must be JSON: {"reason": "..."}') from None
             return self.api().redrive(str(reason))
         raise ConsoleError(f"no action at {PREFIX}{path}", status=404)
-
-
-def request_body(environ: dict[str, Any], limit: int, too_large: str) -> bytes:
-    """The request's body, at most `limit` bytes however it is sent (a length, or chunks); a length that is not
-    a number of bytes is refused (400), a body over the limit too (413), without holding it."""
-    declared = str(environ.get("CONTENT_LENGTH") or "").strip()
-    stream = environ["wsgi.input"]
-    if declared and not (declared.isascii() and declared.isdigit()):  # "-1" must not read to the stream's end
-        raise ConsoleError(f"Content-Length must be a number of bytes, not {declared!r}")
-    if declared:
-        length = int(declared)
-        if length > limit:
-            _discard(stream, length)
-            raise ConsoleError(too_large, status=413)
-        return _read(stream, length)
-    if not environ.get("wsgi.input_terminated"):  # no length and no chunks: no body
-        return b""
-    body = _read(stream, limit + 1)  # chunked: read up to one byte past the limit
-    if len(body) > limit:  # (the server drains what else is there; chunks could go on forever)
-        raise ConsoleError(too_large, status=413)
-    return body
-
-
-def _read(stream: Any, most: int) -> bytes:
-    parts, remaining = [], most
-    try:
-        while remaining > 0 and (chunk := stream.read(min(remaining, 1 << 20))):
-            parts.append(chunk)
-            remaining -= len(chunk)
-    except (OSError, ValueError) as error:  # a malformed chunk
-        raise ConsoleError(f"the body could not be read: {error}") from None
-    return b"".join(parts)
-
-
-def _discard(stream: Any, length: int) -> None:
-    """Read what the client said it sends, so that it sees the answer instead of a reset connection."""
-    with contextlib.suppress(ConsoleError):
-        while length > 0 and (chunk := _read(stream, min(length, 1 << 20))):
-            length -= len(chunk)
 
 
 def _json(start_response: StartResponse, status: int, body: Any) -> list[bytes]:

@@ -13,10 +13,14 @@ Requests without an `Origin` (the AWS CLI, SDKs, SAM CLI, awslocal, the function
 grow with `[access]` in localcloud.toml or the environment (docs/security.md):
 `LOCALCLOUD_EXTRA_CORS_ALLOWED_ORIGINS`, `LOCALCLOUD_EXTRA_ALLOWED_HOSTS` (comma-separated), and
 `LOCALCLOUD_DISABLE_CORS_CHECKS=1` turns both checks off.
+
+What it lets through is read with `request_body`: a length that is not a number of bytes, or a body over the
+route's limit however it is sent, is refused with its reason, never read to the end of the stream.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -128,3 +132,50 @@ class RequestGuard:
         start_response("403 Forbidden", [("Content-Type", "application/json"), ("Content-Length", str(len(payload))),
                                          ("Vary", "Origin")])
         return [payload]
+
+
+class MalformedRequest(ValueError):
+    """A request a route will not read: the reason, and the HTTP status that says it."""
+
+    def __init__(self, reason: str, status: int = 400):
+        super().__init__(reason)
+        self.status = status
+
+
+def request_body(environ: dict[str, Any], limit: int, too_large: str) -> bytes:
+    """The request's body, at most `limit` bytes however it is sent (a length, or chunks); a length that is not
+    a number of bytes is refused (400), a body over the limit too (413), without holding it."""
+    declared = str(environ.get("CONTENT_LENGTH") or "").strip()
+    stream = environ["wsgi.input"]
+    if declared and not (declared.isascii() and declared.isdigit()):  # "-1" must not read to the stream's end
+        raise MalformedRequest(f"Content-Length must be a number of bytes, not {declared!r}")
+    if declared:
+        length = int(declared)
+        if length > limit:
+            _discard(stream, length)
+            raise MalformedRequest(too_large, status=413)
+        return _read(stream, length)
+    if not environ.get("wsgi.input_terminated"):  # no length and no chunks: no body
+        return b""
+    body = _read(stream, limit + 1)  # chunked: read up to one byte past the limit
+    if len(body) > limit:  # (the server drains what else is there; chunks could go on forever)
+        raise MalformedRequest(too_large, status=413)
+    return body
+
+
+def _read(stream: Any, most: int) -> bytes:
+    parts, remaining = [], most
+    try:
+        while remaining > 0 and (chunk := stream.read(min(remaining, 1 << 20))):
+            parts.append(chunk)
+            remaining -= len(chunk)
+    except (OSError, ValueError) as error:  # a malformed chunk
+        raise MalformedRequest(f"the body could not be read: {error}") from None
+    return b"".join(parts)
+
+
+def _discard(stream: Any, length: int) -> None:
+    """Read what the client said it sends, so that it sees the answer instead of a reset connection."""
+    with contextlib.suppress(MalformedRequest):
+        while length > 0 and (chunk := _read(stream, min(length, 1 << 20))):
+            length -= len(chunk)

@@ -23,7 +23,7 @@ from importlib.metadata import version
 from typing import Any
 
 from localcloud.emulator.faults import FAULTS_PATH, FaultInjector, FaultPlan, FaultPlanError
-from localcloud.emulator.guard import AccessPolicy, RequestGuard
+from localcloud.emulator.guard import AccessPolicy, MalformedRequest, RequestGuard, request_body
 
 HEALTH_PATH = "/_localcloud/health"
 SES_MESSAGES_PATH = "/_localcloud/ses/messages"
@@ -43,11 +43,11 @@ def _ses_messages() -> list[dict[str, Any]]:
 def _faults_route(faults: FaultInjector, environ: dict[str, Any]) -> tuple[str, Any]:
     method = environ.get("REQUEST_METHOD", "GET")
     if method == "PUT":
-        declared = str(environ.get("CONTENT_LENGTH") or "0").strip()
-        if not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_FAULT_PLAN_BYTES:
-            return "400 Bad Request", {"error": f"a fault plan needs a Content-Length of at most "
-                                                f"{MAX_FAULT_PLAN_BYTES} bytes, not {declared!r}"}
-        spec = environ["wsgi.input"].read(int(declared)).decode(errors="replace")
+        try:
+            spec = request_body(environ, MAX_FAULT_PLAN_BYTES,
+                                f"a fault plan is at most {MAX_FAULT_PLAN_BYTES} bytes").decode(errors="replace")
+        except MalformedRequest as error:
+            return "400 Bad Request", {"error": str(error)}
         try:
             faults.set_plan(FaultPlan.parse(spec))
         except FaultPlanError as error:

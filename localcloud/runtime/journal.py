@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
-from localcloud.processes import process_alive
+from localcloud.processes import process_alive, stat_fields
 
 _log = logging.getLogger("localcloud.runtime")
 
@@ -42,8 +42,7 @@ def journal_path(state_dir: Path, endpoint: str) -> Path:
 def process_start_ticks(pid: int) -> int | None:
     """The process's start time (clock ticks since boot): with the pid, it names one process for good."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return int(stat.read().rsplit(b")", 1)[1].split()[19])
+        return int(stat_fields(pid)[19])
     except (OSError, IndexError, ValueError):
         return None
 

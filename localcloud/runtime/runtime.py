@@ -408,9 +408,9 @@ class _Poller(threading.Thread):
     def busy(self) -> bool:
         return self.pending > 0
 
-    def stop(self, deadline: float | None = None) -> None:
+    def stop(self, deadline: float) -> None:
         self.stopping.set()
-        self.join(timeout=5 if deadline is None else max(0.0, deadline - time.monotonic()))
+        self.join(timeout=max(0.0, deadline - time.monotonic()))
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 

@@ -20,7 +20,9 @@ patches, for `make test-localstack` only (docs/local-cloud.md, "Other emulators"
    it if a condition fails: each TransactWriteItems costs the size of the ledger, and the suite's run slowed to a
    transaction every few seconds, with localemu at 100% of a core in copy.deepcopy. As in our own emulator
    (localcloud/emulator/patches/atomic_transactions.py), every condition is checked first and the writes happen
-   only when all hold, so nothing needs restoring; with (3), no other request runs in between.
+   only when all hold, so nothing needs restoring; with (3), no other request runs in between. A copy, not an
+   import of ours: those patches, and the fast condition evaluation they use, are checked against moto 5.2.5
+   only, so here conditions are moto-ext's own and the refusals are moto-ext's.
 """
 
 import copy
